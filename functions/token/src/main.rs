@@ -1,0 +1,13 @@
+//! Token function: `POST /oauth/v2/token` (+ aliases) and `POST /oauth/v2/revoke`.
+
+use shared::endpoints::token::TokenService;
+use shared::{lambda, storage};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda::init_logging();
+    let config = lambda::config_or_exit();
+    let (store, key_source) = storage::aws::adapters(&config).await;
+    let service = &TokenService::new(config, store, key_source);
+    lambda::serve(move |request| async move { service.handle(&request).await }).await
+}

@@ -1,0 +1,13 @@
+//! Tokeninfo function: RFC 7662 introspection, GET tokeninfo and OIDC userinfo.
+
+use shared::endpoints::tokeninfo::TokenInfoService;
+use shared::{lambda, storage};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    lambda::init_logging();
+    let config = lambda::config_or_exit();
+    let (store, key_source) = storage::aws::adapters(&config).await;
+    let service = &TokenInfoService::new(config, store, key_source);
+    lambda::serve(move |request| async move { service.handle(&request).await }).await
+}

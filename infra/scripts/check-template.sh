@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Offline checks of template.yaml (SPEC §11). No Docker, no AWS account.
+#
+#   1. sam validate --lint                      (cfn-lint on the SAM source)
+#   2. aws-sam-translator -> cfn-lint           (the transformed CloudFormation:
+#                                                finds cycles and IAM errors
+#                                                that step 1 misses)
+#   3. pytest tests/template                    (exact IAM, routes, properties)
+#
+# Installs its tools into .venv-sam at the repo root on first use (aws-sam-cli
+# pins boto3 exactly, which conflicts with moto's, so it gets its own venv).
+# Exits non-zero on any failure, warnings included.
+set -euo pipefail
+
+# TEMPLATE=path checks another template (e.g. a mutated copy); relative to the caller's cwd.
+[[ -z "${TEMPLATE:-}" ]] || TEMPLATE="$(realpath -- "$TEMPLATE")"
+cd "$(dirname "$0")/../.."
+ROOT="$PWD"
+VENV="$ROOT/.venv-sam"
+TEMPLATE="${TEMPLATE:-$ROOT/template.yaml}"
+
+# Versions that install together on Python 3.11 (aws-sam-cli 1.170.0 itself
+# pins aws-sam-translator==1.115.0 and cfn-lint>=1.52,<1.59).
+PINS="aws-sam-cli==1.170.0 aws-sam-translator==1.115.0 cfn-lint==1.58.0 pytest==9.2.0 PyYAML==6.0.4"
+
+# No AWS calls are made; the region only satisfies boto3's lookups.
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+export AWS_EC2_METADATA_DISABLED=true
+export SAM_CLI_TELEMETRY=0
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+step() { printf '\n==> %s\n' "$*"; }
+
+ensure_venv() {
+    if [[ -x "$VENV/bin/python" && -f "$VENV/.pins" && "$(cat "$VENV/.pins")" == "$PINS" ]]; then
+        return
+    fi
+    local py
+    py="$(command -v python3.11 || command -v python3 || true)"
+    [[ -n "$py" ]] || { echo "check-template: python3 not found" >&2; exit 1; }
+    step "installing $PINS into $VENV (first run only)"
+    rm -f "$VENV/.pins"
+    [[ -x "$VENV/bin/python" ]] || "$py" -m venv "$VENV"
+    # shellcheck disable=SC2086
+    "$VENV/bin/python" -m pip install --quiet $PINS
+    echo "$PINS" > "$VENV/.pins"
+}
+
+ensure_venv
+[[ -f "$TEMPLATE" ]] || { echo "check-template: $TEMPLATE not found" >&2; exit 1; }
+
+# Every step runs, so one run shows every problem; any failure fails the script.
+failed=()
+
+step "sam validate --lint ($TEMPLATE)"
+"$VENV/bin/sam" validate --lint --template-file "$TEMPLATE" || failed+=("sam validate --lint")
+
+step "aws-sam-translator -> cfn-lint"
+TRANSLATED="$VENV/translated.json"
+rm -f "$TRANSLATED"
+if "$VENV/bin/python" infra/scripts/sam_translate.py "$TEMPLATE" "$TRANSLATED"; then
+    if "$VENV/bin/cfn-lint" --format parseable -- "$TRANSLATED"; then
+        echo "cfn-lint: translated template ($TRANSLATED) is clean"
+    else
+        failed+=("cfn-lint on the translated template")
+    fi
+else
+    failed+=("sam translation")
+fi
+
+step "pytest tests/template"
+TEMPLATE="$TEMPLATE" "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/template || failed+=("pytest tests/template")
+
+if ((${#failed[@]})); then
+    printf '\ncheck-template: FAILED: %s\n' "$(IFS=,; echo "${failed[*]}")" >&2
+    exit 1
+fi
+printf '\ncheck-template: OK\n'

@@ -1,0 +1,203 @@
+//! Configuration read once at cold start from the environment (SPEC §2).
+
+use std::time::Duration;
+
+use crate::keys::Alg;
+
+/// Default cap on any client's access/refresh token lifetime: 90 days.
+pub const DEFAULT_MAX_TOKEN_TTL: i64 = 90 * 24 * 3600;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table_name: String,
+    pub signing_keys_secret_id: String,
+    /// Fixed issuer; `None` derives `https://{requestContext.domainName}/oauth` per request.
+    pub issuer: Option<String>,
+    pub access_token_alg: Alg,
+    pub max_token_ttl: i64,
+    pub key_cache: Duration,
+    /// Lower-cased header name carrying a client's API key.
+    pub api_key_header: String,
+    /// Failed password logins within `lockout_window` that lock a username.
+    pub lockout_threshold: u32,
+    /// Seconds a failure counts for; a locked username unlocks this long after its last failure.
+    pub lockout_window: i64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("{0} is required")]
+    Missing(&'static str),
+    #[error("{0} is invalid: {1}")]
+    Invalid(&'static str, &'static str),
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Parses configuration from any key/value source (testable without touching the process env).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let table_name = get("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
+        let signing_keys_secret_id =
+            get("SIGNING_KEYS_SECRET_ID").ok_or(ConfigError::Missing("SIGNING_KEYS_SECRET_ID"))?;
+        let issuer = match get("ISSUER") {
+            Some(issuer) => Some(validate_issuer(&issuer)?),
+            None => None,
+        };
+        let access_token_alg = match get("ACCESS_TOKEN_ALG") {
+            Some(v) => Alg::parse(&v).ok_or(ConfigError::Invalid(
+                "ACCESS_TOKEN_ALG",
+                "expected RS256, ES256 or EdDSA",
+            ))?,
+            None => Alg::Rs256,
+        };
+        let max_token_ttl =
+            parse_positive(get("MAX_TOKEN_TTL"), "MAX_TOKEN_TTL")?.unwrap_or(DEFAULT_MAX_TOKEN_TTL);
+        let key_cache =
+            parse_positive(get("KEY_CACHE_SECONDS"), "KEY_CACHE_SECONDS")?.unwrap_or(300);
+        let api_key_header = get("API_KEY_HEADER")
+            .unwrap_or_else(|| "X-API-Key".to_owned())
+            .to_ascii_lowercase();
+        if http::HeaderName::from_bytes(api_key_header.as_bytes()).is_err() {
+            return Err(ConfigError::Invalid(
+                "API_KEY_HEADER",
+                "not a valid header name",
+            ));
+        }
+        let lockout_threshold =
+            parse_positive(get("LOCKOUT_THRESHOLD"), "LOCKOUT_THRESHOLD")?.unwrap_or(5);
+        let lockout_window =
+            parse_positive(get("LOCKOUT_WINDOW_SECONDS"), "LOCKOUT_WINDOW_SECONDS")?
+                .unwrap_or(15 * 60);
+        Ok(Self {
+            table_name,
+            signing_keys_secret_id,
+            issuer,
+            access_token_alg,
+            max_token_ttl,
+            key_cache: Duration::from_secs(key_cache as u64),
+            api_key_header,
+            lockout_threshold: u32::try_from(lockout_threshold)
+                .map_err(|_| ConfigError::Invalid("LOCKOUT_THRESHOLD", "too large"))?,
+            lockout_window,
+        })
+    }
+}
+
+fn parse_positive(value: Option<String>, name: &'static str) -> Result<Option<i64>, ConfigError> {
+    match value {
+        None => Ok(None),
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(ConfigError::Invalid(
+                name,
+                "expected a positive integer of seconds",
+            )),
+        },
+    }
+}
+
+/// The issuer must be `https://<host>/oauth`; plain http only on loopback (RFC 8414 §2 requires
+/// https, local development is the one exception).
+pub fn validate_issuer(issuer: &str) -> Result<String, ConfigError> {
+    const INVALID: ConfigError = ConfigError::Invalid(
+        "ISSUER",
+        "expected https://<host>/oauth (http only for 127.0.0.1/localhost)",
+    );
+    let rest = if let Some(rest) = issuer.strip_prefix("https://") {
+        rest
+    } else if let Some(rest) = issuer.strip_prefix("http://") {
+        let host = rest.split(['/', ':']).next().unwrap_or_default();
+        if host != "127.0.0.1" && host != "localhost" {
+            return Err(INVALID);
+        }
+        rest
+    } else {
+        return Err(INVALID);
+    };
+    let (authority, path) = rest.split_once('/').ok_or(INVALID)?;
+    let valid_authority = !authority.is_empty()
+        && authority
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+    if !valid_authority || path != "oauth" {
+        return Err(INVALID);
+    }
+    Ok(issuer.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    const BASE: [(&str, &str); 2] = [("TABLE_NAME", "t"), ("SIGNING_KEYS_SECRET_ID", "s")];
+
+    #[test]
+    fn defaults_apply_when_only_required_variables_are_set() {
+        let c = config(&BASE).unwrap();
+        assert_eq!(c.access_token_alg, Alg::Rs256);
+        assert_eq!(c.max_token_ttl, DEFAULT_MAX_TOKEN_TTL);
+        assert_eq!(c.key_cache, Duration::from_secs(300));
+        assert_eq!(c.api_key_header, "x-api-key");
+        assert_eq!(c.issuer, None);
+    }
+
+    #[test]
+    fn missing_required_variable_is_named() {
+        assert_eq!(
+            config(&[("TABLE_NAME", "t")]).unwrap_err(),
+            ConfigError::Missing("SIGNING_KEYS_SECRET_ID")
+        );
+        assert_eq!(config(&[]).unwrap_err(), ConfigError::Missing("TABLE_NAME"));
+    }
+
+    #[test]
+    fn issuer_rules() {
+        for ok in [
+            "https://id.example.com/oauth",
+            "http://127.0.0.1:9000/oauth",
+            "http://localhost/oauth",
+        ] {
+            assert!(validate_issuer(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://id.example.com/oauth",
+            "https://id.example.com",
+            "https://id.example.com/oauth/",
+            "https://id.example.com/other",
+            "ftp://x/oauth",
+            "https:///oauth",
+            "https://a b/oauth",
+        ] {
+            assert!(validate_issuer(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_numbers_and_algs_are_rejected() {
+        let mut vars = BASE.to_vec();
+        vars.push(("ACCESS_TOKEN_ALG", "HS256"));
+        assert!(config(&vars).is_err());
+        let mut vars = BASE.to_vec();
+        vars.push(("MAX_TOKEN_TTL", "-5"));
+        assert!(config(&vars).is_err());
+        let mut vars = BASE.to_vec();
+        vars.push(("ACCESS_TOKEN_ALG", "ES256"));
+        vars.push(("API_KEY_HEADER", "X-EmpowerID-API-Key"));
+        let c = config(&vars).unwrap();
+        assert_eq!(c.access_token_alg, Alg::Es256);
+        assert_eq!(c.api_key_header, "x-empowerid-api-key");
+    }
+}

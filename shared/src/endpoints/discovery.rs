@@ -1,0 +1,114 @@
+//! The discovery function: OIDC Discovery 1.0 and RFC 8414 metadata (one document), and the
+//! RFC 7517 JWK Set.
+
+use super::issuer;
+use crate::config::Config;
+use crate::error::OAuthError;
+use crate::http::{ApiRequest, ApiResponse};
+use crate::keys::{KeyCache, KeySource};
+use crate::tokens::claims::OIDC_SCOPES;
+
+pub const OIDC_DISCOVERY_PATH: &str = "/oauth/.well-known/openid-configuration";
+/// RFC 8414 §3: the well-known suffix goes between host and the issuer's path.
+pub const RFC8414_PATH: &str = "/.well-known/oauth-authorization-server/oauth";
+pub const JWKS_PATH: &str = "/oauth/v2/jwks";
+
+/// Cache lifetime of metadata and JWKS; key rotation waits this long (plus the functions' key
+/// cache) before a `next` key may start signing.
+pub const MAX_AGE_SECONDS: u64 = 300;
+
+const CLIENT_AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
+
+const CLAIMS_SUPPORTED: [&str; 27] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "name",
+    "family_name",
+    "given_name",
+    "middle_name",
+    "nickname",
+    "preferred_username",
+    "profile",
+    "picture",
+    "website",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+    "updated_at",
+    "email",
+    "email_verified",
+    "address",
+    "phone_number",
+    "phone_number_verified",
+    "client_id",
+    "scope",
+];
+
+pub struct DiscoveryService<K> {
+    pub config: Config,
+    pub keys: KeyCache<K>,
+}
+
+/// The authorization-server metadata for `issuer` (SPEC §3).
+pub fn metadata(issuer: &str) -> serde_json::Value {
+    serde_json::json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}/v2/token"),
+        "jwks_uri": format!("{issuer}/v2/jwks"),
+        "userinfo_endpoint": format!("{issuer}/v2/userinfo"),
+        "introspection_endpoint": format!("{issuer}/v2/tokeninfo"),
+        "revocation_endpoint": format!("{issuer}/v2/revoke"),
+        "grant_types_supported": ["client_credentials", "password", "refresh_token"],
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "scopes_supported": &OIDC_SCOPES[..5],
+        "claims_supported": CLAIMS_SUPPORTED,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        // No authorization endpoint yet, so no response type (strict validators reject this).
+        "response_types_supported": [],
+    })
+}
+
+impl<K: KeySource> DiscoveryService<K> {
+    pub fn new(config: Config, key_source: K) -> Self {
+        let keys = KeyCache::new(key_source, config.key_cache);
+        Self { config, keys }
+    }
+
+    pub async fn handle(&self, request: &ApiRequest) -> ApiResponse {
+        let path = request.path.trim_end_matches('/');
+        if ![OIDC_DISCOVERY_PATH, RFC8414_PATH, JWKS_PATH].contains(&path) {
+            return ApiResponse::not_found();
+        }
+        if request.method != http::Method::GET && request.method != http::Method::HEAD {
+            return ApiResponse::method_not_allowed("GET, HEAD");
+        }
+        let result = if path == JWKS_PATH {
+            self.keys
+                .current()
+                .await
+                .map_err(OAuthError::from)
+                .map(|keys| ApiResponse {
+                    status: 200,
+                    headers: vec![
+                        ("content-type", "application/jwk-set+json".to_owned()),
+                        ("x-content-type-options", "nosniff".to_owned()),
+                    ],
+                    body: keys.jwks_json().to_owned(),
+                })
+        } else {
+            issuer(&self.config, request).map(|issuer| ApiResponse::json(200, &metadata(&issuer)))
+        };
+        match result {
+            Ok(response) => response.public_cacheable(MAX_AGE_SECONDS),
+            Err(error) => error.into_response(),
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The token function: `POST /oauth/v2/token` (and its aliases) and, later, revocation.
+
+use super::issuer;
+use crate::config::Config;
+use crate::error::OAuthError;
+use crate::grants::client_auth::{MAX_CLIENT_ID_LEN, authenticate_client};
+use crate::grants::{self, GrantContext, TokenResponse};
+use crate::http::{ApiRequest, ApiResponse};
+use crate::keys::{KeyCache, KeySource};
+use crate::request::{parse_body, presented_credentials};
+use crate::storage::{
+    Client, ClientDirectory, GrantType, LoginDirectory, RefreshFamilies, Revocations,
+};
+use crate::tokens::refresh::RefreshToken;
+use crate::tokens::verify::verify_with_cache;
+
+/// Paths that reach the token endpoint: ours, and the WSO2- and ID-API-shaped aliases.
+pub const TOKEN_PATHS: [&str; 3] = ["/oauth/v2/token", "/oauth2/token", "/api/id/v1/auth/token"];
+
+pub const REVOKE_PATH: &str = "/oauth/v2/revoke";
+
+/// Storage the token function needs.
+pub trait TokenStore: ClientDirectory + LoginDirectory + RefreshFamilies + Revocations {}
+impl<T: ClientDirectory + LoginDirectory + RefreshFamilies + Revocations> TokenStore for T {}
+
+pub struct TokenService<S, K> {
+    pub config: Config,
+    pub store: S,
+    pub keys: KeyCache<K>,
+}
+
+impl<S: TokenStore, K: KeySource> TokenService<S, K> {
+    pub fn new(config: Config, store: S, key_source: K) -> Self {
+        let keys = KeyCache::new(key_source, config.key_cache);
+        Self {
+            config,
+            store,
+            keys,
+        }
+    }
+
+    /// Routes one request of the token function.
+    pub async fn handle(&self, request: &ApiRequest) -> ApiResponse {
+        let path = request.path.trim_end_matches('/');
+        let is_revoke = path == REVOKE_PATH;
+        if !is_revoke && !TOKEN_PATHS.contains(&path) {
+            return ApiResponse::not_found();
+        }
+        if request.method != http::Method::POST {
+            return ApiResponse::method_not_allowed("POST");
+        }
+        if is_revoke {
+            return match self.revoke(request).await {
+                // RFC 7009 §2.2: 200 whether or not there was anything to revoke.
+                Ok(()) => ApiResponse {
+                    status: 200,
+                    headers: vec![],
+                    body: String::new(),
+                }
+                .no_store(),
+                Err(error) => error.into_response(),
+            };
+        }
+        match self.token(request).await {
+            Ok(response) => ApiResponse::json(200, &response).no_store(),
+            Err(error) => {
+                tracing::info!(error = error.code(), "token request refused");
+                error.into_response()
+            }
+        }
+    }
+
+    async fn token(&self, request: &ApiRequest) -> Result<TokenResponse, OAuthError> {
+        let params = parse_body(request.media_type().as_deref(), &request.body)?;
+        let grant = match params.get("grant_type") {
+            None => return Err(OAuthError::InvalidRequest("grant_type is required")),
+            // authorization_code needs a login page: not offered yet.
+            Some(name) => GrantType::parse(name)
+                .filter(|g| *g != GrantType::AuthorizationCode)
+                .ok_or(OAuthError::UnsupportedGrantType)?,
+        };
+        let credentials = presented_credentials(request.header("authorization"), &params)?;
+        let issuer = issuer(&self.config, request)?;
+        let keys = self.keys.current().await?;
+        let ctx = GrantContext {
+            config: &self.config,
+            store: &self.store,
+            keys: &keys,
+            issuer: &issuer,
+            now: crate::now_epoch(),
+            params: &params,
+            credentials: &credentials,
+            api_key: request.header(&self.config.api_key_header),
+        };
+        match grant {
+            GrantType::ClientCredentials => grants::client_credentials::grant(&ctx).await,
+            GrantType::Password => grants::password::grant(&ctx).await,
+            GrantType::RefreshToken => grants::refresh::grant(&ctx).await,
+            GrantType::AuthorizationCode => Err(OAuthError::UnsupportedGrantType),
+        }
+    }
+}
+
+impl<S: TokenStore, K: KeySource> TokenService<S, K> {
+    /// RFC 7009: a refresh token revokes its family (and so every access token carrying its
+    /// `sid`); an access token is marked revoked until its `exp`. Unknown, invalid or already
+    /// revoked tokens are a no-op; another client's token is refused.
+    async fn revoke(&self, request: &ApiRequest) -> Result<(), OAuthError> {
+        let params = parse_body(request.media_type().as_deref(), &request.body)?;
+        let credentials = presented_credentials(request.header("authorization"), &params)?;
+        let credentials = credentials.client();
+        let now = crate::now_epoch();
+        let record = if credentials.client_id.len() <= MAX_CLIENT_ID_LEN {
+            self.store.client(&credentials.client_id).await?
+        } else {
+            None
+        };
+        let api_key = request.header(&self.config.api_key_header);
+        let client = authenticate_client(record.as_ref(), credentials, api_key, now)?;
+        let token = params
+            .get("token")
+            .ok_or(OAuthError::InvalidRequest("token is required"))?;
+        // The hint is optional (RFC 7009 §2.1) and the formats are disjoint.
+        if token.matches('.').count() == 2 {
+            self.revoke_access_token(token, client, request).await
+        } else {
+            self.revoke_refresh_token(token, client).await
+        }
+    }
+
+    async fn revoke_access_token(
+        &self,
+        token: &str,
+        client: &Client,
+        request: &ApiRequest,
+    ) -> Result<(), OAuthError> {
+        let issuer = issuer(&self.config, request)?;
+        let Some(claims) = verify_with_cache(&self.keys, token, &issuer).await? else {
+            return Ok(());
+        };
+        if claims.client_id != client.client_id {
+            return Err(OAuthError::InvalidRequest(
+                "the token was issued to another client",
+            ));
+        }
+        Ok(self
+            .store
+            .revoke_access_token(&claims.jti, claims.exp)
+            .await?)
+    }
+
+    async fn revoke_refresh_token(&self, token: &str, client: &Client) -> Result<(), OAuthError> {
+        let Some(token) = RefreshToken::parse(token) else {
+            return Ok(());
+        };
+        let Some(family) = self.store.family(&token.family_id).await? else {
+            return Ok(());
+        };
+        // Only the family's current token revokes it: a family id alone (it is the `sid` of
+        // access tokens) must not be enough.
+        if !crate::crypto::digests_equal(&token.hash(), &family.current_hash) {
+            return Ok(());
+        }
+        if family.client_id != client.client_id {
+            return Err(OAuthError::InvalidRequest(
+                "the token was issued to another client",
+            ));
+        }
+        Ok(self.store.revoke_family(&family.family_id).await?)
+    }
+}

@@ -1,0 +1,260 @@
+//! The tokeninfo function: RFC 7662 introspection (POST, client-authenticated), the
+//! EmpowerID/Google-style GET tokeninfo, and OIDC userinfo (Core §5.3).
+
+use serde::Serialize;
+
+use super::issuer;
+use crate::config::Config;
+use crate::error::OAuthError;
+use crate::grants::client_auth::{MAX_CLIENT_ID_LEN, authenticate_client};
+use crate::http::{ApiRequest, ApiResponse};
+use crate::keys::{KeyCache, KeySource};
+use crate::request::{Params, parse_body, presented_credentials};
+use crate::storage::{Client, ClientDirectory, Revocations, UserDirectory};
+use crate::tokens::AccessTokenClaims;
+use crate::tokens::claims::standard_claims;
+use crate::tokens::refresh::RefreshToken;
+use crate::tokens::verify::verify_with_cache;
+
+pub const TOKENINFO_PATH: &str = "/oauth/v2/tokeninfo";
+pub const USERINFO_PATH: &str = "/oauth/v2/userinfo";
+
+/// RFC 7662 §2.2 answer. Inactive is exactly `{"active":false}`.
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+}
+
+impl Introspection {
+    fn inactive() -> Self {
+        Self::default()
+    }
+
+    fn of_access_token(claims: AccessTokenClaims) -> Self {
+        Self {
+            active: true,
+            scope: Some(claims.scope),
+            client_id: Some(claims.client_id),
+            username: claims.username,
+            token_type: Some("Bearer"),
+            exp: Some(claims.exp),
+            iat: Some(claims.iat),
+            nbf: Some(claims.nbf),
+            sub: Some(claims.sub),
+            aud: Some(claims.aud),
+            iss: Some(claims.iss),
+            jti: Some(claims.jti),
+        }
+    }
+}
+
+/// Storage the tokeninfo function needs.
+pub trait TokenInfoStore: ClientDirectory + UserDirectory + Revocations {}
+impl<T: ClientDirectory + UserDirectory + Revocations> TokenInfoStore for T {}
+
+pub struct TokenInfoService<S, K> {
+    pub config: Config,
+    pub store: S,
+    pub keys: KeyCache<K>,
+}
+
+/// The bearer token of `Authorization: Bearer …` (RFC 6750 §2.1).
+pub fn bearer_token(request: &ApiRequest) -> Option<&str> {
+    let value = request.header("authorization")?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// A resource-server error with its RFC 6750 §3 challenge.
+fn bearer_error(status: u16, code: &'static str, description: &'static str) -> ApiResponse {
+    ApiResponse::json(
+        status,
+        &serde_json::json!({"error": code, "error_description": description}),
+    )
+    .no_store()
+    .header(
+        "www-authenticate",
+        format!(r#"Bearer realm="oauth", error="{code}", error_description="{description}""#),
+    )
+}
+
+impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
+    pub fn new(config: Config, store: S, key_source: K) -> Self {
+        let keys = KeyCache::new(key_source, config.key_cache);
+        Self {
+            config,
+            store,
+            keys,
+        }
+    }
+
+    pub async fn handle(&self, request: &ApiRequest) -> ApiResponse {
+        let path = request.path.trim_end_matches('/');
+        let get = request.method == http::Method::GET;
+        let post = request.method == http::Method::POST;
+        let result = match path {
+            TOKENINFO_PATH if post => self.introspect(request).await,
+            TOKENINFO_PATH if get => self.tokeninfo_get(request).await,
+            USERINFO_PATH if get || post => return self.userinfo(request).await,
+            TOKENINFO_PATH | USERINFO_PATH => return ApiResponse::method_not_allowed("GET, POST"),
+            _ => return ApiResponse::not_found(),
+        };
+        match result {
+            Ok(answer) => ApiResponse::json(200, &answer).no_store(),
+            Err(error) => error.into_response(),
+        }
+    }
+
+    /// Verifies an access token and checks its revocation state; `None` = inactive.
+    pub async fn active_access_token(
+        &self,
+        token: &str,
+        issuer: &str,
+    ) -> Result<Option<AccessTokenClaims>, OAuthError> {
+        let Some(claims) = verify_with_cache(&self.keys, token, issuer).await? else {
+            return Ok(None);
+        };
+        let state = self
+            .store
+            .access_token_state(&claims.jti, claims.sid.as_deref())
+            .await?;
+        let family_revoked = state.family.as_ref().is_some_and(|f| f.revoked);
+        Ok((!state.jti_revoked && !family_revoked).then_some(claims))
+    }
+
+    /// A refresh token is active only while it is its family's current token, the family is
+    /// live, and the caller is its client.
+    async fn active_refresh_token(
+        &self,
+        token: &str,
+        client: &Client,
+        now: i64,
+    ) -> Result<Option<Introspection>, OAuthError> {
+        let Some(token) = RefreshToken::parse(token) else {
+            return Ok(None);
+        };
+        let Some(family) = self.store.family(&token.family_id).await? else {
+            return Ok(None);
+        };
+        let current = crate::crypto::digests_equal(&token.hash(), &family.current_hash);
+        if !current || family.revoked || family.exp <= now || family.client_id != client.client_id {
+            return Ok(None);
+        }
+        Ok(Some(Introspection {
+            active: true,
+            scope: Some(family.scope),
+            client_id: Some(family.client_id),
+            username: Some(family.username),
+            token_type: Some("refresh_token"),
+            exp: Some(family.exp),
+            iat: Some(family.auth_time),
+            sub: Some(family.user_id),
+            ..Introspection::default()
+        }))
+    }
+
+    /// RFC 7662 §2: POST with client authentication (the token endpoint's rules).
+    async fn introspect(&self, request: &ApiRequest) -> Result<Introspection, OAuthError> {
+        let params = parse_body(request.media_type().as_deref(), &request.body)?;
+        let credentials = presented_credentials(request.header("authorization"), &params)?;
+        let credentials = credentials.client();
+        let now = crate::now_epoch();
+        let record = if credentials.client_id.len() <= MAX_CLIENT_ID_LEN {
+            self.store.client(&credentials.client_id).await?
+        } else {
+            None
+        };
+        let api_key = request.header(&self.config.api_key_header);
+        let client = authenticate_client(record.as_ref(), credentials, api_key, now)?;
+        let token = params
+            .get("token")
+            .ok_or(OAuthError::InvalidRequest("token is required"))?;
+        let issuer = issuer(&self.config, request)?;
+        // RFC 7662 §2.1 makes `token_type_hint` optional and non-binding; the two formats are
+        // disjoint (a JWS has two dots, a refresh token one), so the token itself decides.
+        if token.matches('.').count() == 2 {
+            let claims = self.active_access_token(token, &issuer).await?;
+            return Ok(claims.map_or_else(Introspection::inactive, Introspection::of_access_token));
+        }
+        Ok(self
+            .active_refresh_token(token, client, now)
+            .await?
+            .unwrap_or_else(Introspection::inactive))
+    }
+
+    /// GET tokeninfo: `?access_token=` or a Bearer header; access tokens only, no client auth.
+    async fn tokeninfo_get(&self, request: &ApiRequest) -> Result<Introspection, OAuthError> {
+        let query = Params::from_query(request.query.as_deref().unwrap_or_default())?;
+        let token = query
+            .get("access_token")
+            .or_else(|| bearer_token(request))
+            .ok_or(OAuthError::InvalidRequest("access_token is required"))?;
+        let issuer = issuer(&self.config, request)?;
+        Ok(self
+            .active_access_token(token, &issuer)
+            .await?
+            .map_or_else(Introspection::inactive, Introspection::of_access_token))
+    }
+
+    /// OIDC Core §5.3: the claims the access token's scopes release, for user tokens with
+    /// `openid`.
+    async fn userinfo(&self, request: &ApiRequest) -> ApiResponse {
+        let Some(token) = bearer_token(request) else {
+            return bearer_error(401, "invalid_token", "a Bearer access token is required");
+        };
+        let issuer = match issuer(&self.config, request) {
+            Ok(issuer) => issuer,
+            Err(error) => return error.into_response(),
+        };
+        let claims = match self.active_access_token(token, &issuer).await {
+            Ok(Some(claims)) => claims,
+            Ok(None) => return bearer_error(401, "invalid_token", "the access token is invalid"),
+            Err(error) => return error.into_response(),
+        };
+        let scopes: Vec<String> = claims.scope.split(' ').map(str::to_owned).collect();
+        let (Some(username), true) = (
+            claims.username.as_deref(),
+            scopes.iter().any(|s| s == "openid"),
+        ) else {
+            return bearer_error(
+                403,
+                "insufficient_scope",
+                "the access token lacks the openid scope of a user",
+            );
+        };
+        // Current claims of the user; a user deleted or disabled since has no userinfo.
+        let user = match self.store.user(username).await {
+            Ok(Some(user)) if user.enabled && user.user_id == claims.sub => user,
+            Ok(_) => return bearer_error(401, "invalid_token", "the access token is invalid"),
+            Err(error) => return OAuthError::from(error).into_response(),
+        };
+        let mut body = standard_claims(&scopes, username, &user.claims);
+        body.insert("sub".to_owned(), claims.sub.clone().into());
+        ApiResponse::json(200, &body).no_store()
+    }
+}

@@ -1,0 +1,60 @@
+//! The grants of the token endpoint (RFC 6749 §4.3, §4.4, §6) and what they share: client
+//! authentication, scope resolution and token issuance.
+
+pub mod client_auth;
+pub mod client_credentials;
+mod issue;
+pub mod password;
+pub mod refresh;
+pub mod scope;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::keys::KeySet;
+use crate::request::{Params, Presented};
+
+/// Everything a grant needs besides its parameters.
+pub struct GrantContext<'a, S> {
+    pub config: &'a Config,
+    pub store: &'a S,
+    pub keys: &'a KeySet,
+    pub issuer: &'a str,
+    pub now: i64,
+    pub params: &'a Params,
+    pub credentials: &'a Presented,
+    /// Value of the API-key header, if sent.
+    pub api_key: Option<&'a str>,
+}
+
+/// RFC 6749 §5.1 successful response.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+/// `redirect_uri`, when sent, must exactly match a registered one (RFC 6749 §4.1.3 compares
+/// exactly; EmpowerID callers send it with the password grant).
+pub(crate) fn check_redirect_uri(
+    params: &Params,
+    client: &crate::storage::Client,
+) -> Result<(), crate::error::OAuthError> {
+    match params.get("redirect_uri") {
+        Some(uri) if !client.redirect_uris.iter().any(|r| r == uri) => {
+            Err(crate::error::OAuthError::InvalidGrant(
+                "redirect_uri does not match a registered redirect URI",
+            ))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,155 @@
+//! Key-set changes made by `oauthctl`: initial keys and zero-downtime rotation (SPEC §6).
+//!
+//! A key is published as `next` before it signs, so every JWKS cache (max-age) and every
+//! function's key cache learns it first; a retired key stays published until every token it
+//! signed has expired.
+
+use super::{Alg, KeyEntry, KeySetDocument, KeyStatus, generate_key};
+
+#[derive(Debug, Clone, Copy)]
+pub struct RotationPolicy {
+    /// JWKS `max-age` plus the functions' `KEY_CACHE_SECONDS`: how old `next` must be to sign.
+    pub min_next_age: i64,
+    /// `MAX_TOKEN_TTL + KEY_CACHE_SECONDS + 60`: how long a retired key stays published.
+    pub retired_retention: i64,
+}
+
+impl RotationPolicy {
+    pub fn new(jwks_max_age: i64, key_cache_seconds: i64, max_token_ttl: i64) -> Self {
+        Self {
+            min_next_age: jwks_max_age + key_cache_seconds,
+            retired_retention: max_token_ttl + key_cache_seconds + 60,
+        }
+    }
+}
+
+/// Ensures `alg` has an active and a next key; returns the kids it added.
+pub fn ensure_keys(doc: &mut KeySetDocument, alg: Alg, now: i64) -> Result<Vec<String>, String> {
+    let mut added = Vec::new();
+    for status in [KeyStatus::Active, KeyStatus::Next] {
+        if !doc.keys.iter().any(|k| k.alg == alg && k.status == status) {
+            let key = generate_key(alg, status, now)?;
+            added.push(key.kid.clone());
+            doc.keys.push(key);
+        }
+    }
+    Ok(added)
+}
+
+#[derive(Debug, PartialEq)]
+pub struct RotationReport {
+    pub activated: String,
+    pub retired: Option<String>,
+    pub new_next: String,
+    pub pruned: Vec<String>,
+}
+
+/// next → active, active → retired, a fresh next; prunes retired keys past their retention.
+pub fn rotate(
+    doc: &mut KeySetDocument,
+    alg: Alg,
+    now: i64,
+    force: bool,
+    policy: RotationPolicy,
+) -> Result<RotationReport, String> {
+    let next_index = doc
+        .keys
+        .iter()
+        .position(|k| k.alg == alg && k.status == KeyStatus::Next)
+        .ok_or_else(|| format!("no next {alg} key: run oauthctl init --alg {alg}"))?;
+    let next_age = now - doc.keys[next_index].created_at;
+    if !force && next_age < policy.min_next_age {
+        return Err(format!(
+            "the next {alg} key is {next_age}s old; caches may not know it until it is {}s old (use --force to rotate anyway)",
+            policy.min_next_age
+        ));
+    }
+    let mut retired = None;
+    for key in doc
+        .keys
+        .iter_mut()
+        .filter(|k| k.alg == alg && k.status == KeyStatus::Active)
+    {
+        key.status = KeyStatus::Retired;
+        key.retired_at = Some(now);
+        retired = Some(key.kid.clone());
+    }
+    let next = &mut doc.keys[next_index];
+    next.status = KeyStatus::Active;
+    next.activated_at = Some(now);
+    let activated = next.kid.clone();
+    let new_next = generate_key(alg, KeyStatus::Next, now)?;
+    let new_next_kid = new_next.kid.clone();
+    doc.keys.push(new_next);
+    let pruned = prune(doc, now, policy);
+    Ok(RotationReport {
+        activated,
+        retired,
+        new_next: new_next_kid,
+        pruned,
+    })
+}
+
+/// Removes retired keys whose every token has expired; returns their kids.
+pub fn prune(doc: &mut KeySetDocument, now: i64, policy: RotationPolicy) -> Vec<String> {
+    let expired = |k: &KeyEntry| {
+        k.status == KeyStatus::Retired
+            && k.retired_at
+                .is_some_and(|at| at + policy.retired_retention < now)
+    };
+    let pruned = doc
+        .keys
+        .iter()
+        .filter(|k| expired(k))
+        .map(|k| k.kid.clone())
+        .collect();
+    doc.keys.retain(|k| !expired(k));
+    pruned
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: RotationPolicy = RotationPolicy {
+        min_next_age: 600,
+        retired_retention: 1000,
+    };
+
+    #[test]
+    fn init_then_rotation_moves_every_key_one_step() {
+        let mut doc = KeySetDocument { keys: vec![] };
+        assert_eq!(ensure_keys(&mut doc, Alg::Es256, 0).unwrap().len(), 2);
+        assert!(
+            ensure_keys(&mut doc, Alg::Es256, 0).unwrap().is_empty(),
+            "idempotent"
+        );
+        let old_active = doc.active(Alg::Es256).unwrap().kid.clone();
+        assert!(
+            rotate(&mut doc, Alg::Es256, 599, false, POLICY).is_err(),
+            "next too young"
+        );
+        let report = rotate(&mut doc, Alg::Es256, 600, false, POLICY).unwrap();
+        assert_eq!(report.retired.as_deref(), Some(old_active.as_str()));
+        assert_eq!(doc.active(Alg::Es256).unwrap().kid, report.activated);
+        assert_eq!(doc.keys.len(), 3);
+        assert!(
+            rotate(&mut doc, Alg::Es256, 601, false, POLICY).is_err(),
+            "the new next is young"
+        );
+        // Forced rotation, then much later the first retired key is pruned.
+        rotate(&mut doc, Alg::Es256, 602, true, POLICY).unwrap();
+        let report = rotate(&mut doc, Alg::Es256, 600 + 1001, true, POLICY).unwrap();
+        assert_eq!(report.pruned, vec![old_active]);
+    }
+
+    #[test]
+    fn rotation_touches_only_its_algorithm() {
+        let mut doc = KeySetDocument { keys: vec![] };
+        ensure_keys(&mut doc, Alg::Rs256, 0).unwrap();
+        ensure_keys(&mut doc, Alg::Es256, 0).unwrap();
+        let rs = doc.active(Alg::Rs256).unwrap().kid.clone();
+        rotate(&mut doc, Alg::Es256, 10_000, false, POLICY).unwrap();
+        assert_eq!(doc.active(Alg::Rs256).unwrap().kid, rs);
+    }
+}

@@ -1,0 +1,544 @@
+//! DynamoDB adapter (SPEC §7): one table, partition key `pk`, TTL attribute `ttl`.
+//!
+//! Never relies on TTL deletion (lazy in AWS, absent in moto): expiry is checked on read.
+//! Never uses TransactWriteItems: moto's transactions lose writes under concurrency (measured);
+//! every race is settled by one conditional UpdateItem.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client as DynamoClient;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
+    ScalarAttributeType, TimeToLiveSpecification,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::aws::aws_error_text;
+use super::{
+    AccessTokenState, Client, ClientDirectory, FailureCounter, LoginDirectory, LoginRecords,
+    RefreshFamilies, RefreshFamily, Revocations, RevokedToken, Rotation, User, UserDirectory, keys,
+};
+use crate::error::StoreError;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Key schema shared by `oauthctl init` and template.yaml (a test compares the two).
+pub const PARTITION_KEY: &str = "pk";
+pub const TTL_ATTRIBUTE: &str = "ttl";
+
+/// BatchGetItem may return part of a batch as unprocessed under throttling; retry that part a
+/// bounded number of times, then give up with 503.
+const BATCH_ATTEMPTS: usize = 3;
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: DynamoClient,
+    table: String,
+}
+
+fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    operation: &'static str,
+) -> impl FnOnce(aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError {
+    move |e| StoreError::Unavailable(format!("{operation}: {}", aws_error_text(&e)))
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn decode<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn encode<T: Serialize>(pk: String, record: &T, ttl: Option<i64>) -> Result<Item, StoreError> {
+    let mut item: Item =
+        serde_dynamo::to_item(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    item.insert(PARTITION_KEY.to_owned(), s(pk));
+    if let Some(ttl) = ttl {
+        item.insert(TTL_ATTRIBUTE.to_owned(), n(ttl));
+    }
+    Ok(item)
+}
+
+fn is_conditional_check_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
+    err: &aws_sdk_dynamodb::error::SdkError<E, R>,
+) -> bool {
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
+impl DynamoStore {
+    pub fn new(client: DynamoClient, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn key(pk: String) -> Item {
+        HashMap::from([(PARTITION_KEY.to_owned(), s(pk))])
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        pk: String,
+        consistent: bool,
+    ) -> Result<Option<T>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk)))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(unavailable("GetItem"))?;
+        out.item.map(decode).transpose()
+    }
+
+    /// One BatchGetItem for distinct keys; returns the items found, by `pk`.
+    async fn batch_get(
+        &self,
+        pks: Vec<String>,
+        consistent: bool,
+    ) -> Result<HashMap<String, Item>, StoreError> {
+        let mut found = HashMap::new();
+        let mut request = KeysAndAttributes::builder()
+            .set_keys(Some(pks.into_iter().map(Self::key).collect()))
+            .consistent_read(consistent)
+            .build()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        for _ in 0..BATCH_ATTEMPTS {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(unavailable("BatchGetItem"))?;
+            for item in out
+                .responses
+                .and_then(|mut r| r.remove(&self.table))
+                .unwrap_or_default()
+            {
+                if let Some(AttributeValue::S(pk)) = item.get(PARTITION_KEY) {
+                    found.insert(pk.clone(), item);
+                }
+            }
+            match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                Some(rest) if !rest.keys.is_empty() => request = rest,
+                _ => return Ok(found),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "BatchGetItem: keys left unprocessed".into(),
+        ))
+    }
+
+    async fn put<T: Serialize>(
+        &self,
+        pk: String,
+        record: &T,
+        ttl: Option<i64>,
+        only_new: bool,
+    ) -> Result<bool, StoreError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(encode(pk, record, ttl)?));
+        if only_new {
+            put = put.condition_expression("attribute_not_exists(pk)");
+        }
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if only_new && is_conditional_check_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable("PutItem")(e)),
+        }
+    }
+
+    // ---- administration (oauthctl) --------------------------------------------------------
+
+    /// Creates the table (on-demand, `pk` only, TTL on `ttl`) unless it exists; idempotent.
+    pub async fn create_table_if_missing(&self) -> Result<bool, StoreError> {
+        let exists = match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
+            Ok(_) => true,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                false
+            }
+            Err(e) => return Err(unavailable("DescribeTable")(e)),
+        };
+        if !exists {
+            let build_err =
+                |e: aws_sdk_dynamodb::error::BuildError| StoreError::Corrupt(e.to_string());
+            self.client
+                .create_table()
+                .table_name(&self.table)
+                .billing_mode(BillingMode::PayPerRequest)
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(PARTITION_KEY)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .map_err(build_err)?,
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(PARTITION_KEY)
+                        .key_type(KeyType::Hash)
+                        .build()
+                        .map_err(build_err)?,
+                )
+                .send()
+                .await
+                .map_err(unavailable("CreateTable"))?;
+        }
+        let ttl = self
+            .client
+            .describe_time_to_live()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(unavailable("DescribeTimeToLive"))?;
+        let ttl_on = ttl
+            .time_to_live_description()
+            .and_then(|d| d.attribute_name())
+            .is_some_and(|name| name == TTL_ATTRIBUTE);
+        if !ttl_on {
+            self.client
+                .update_time_to_live()
+                .table_name(&self.table)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder()
+                        .attribute_name(TTL_ATTRIBUTE)
+                        .enabled(true)
+                        .build()
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                )
+                .send()
+                .await
+                .map_err(unavailable("UpdateTimeToLive"))?;
+        }
+        Ok(!exists)
+    }
+
+    /// Stores a client; with `only_new`, refuses to overwrite an existing id (returns false).
+    pub async fn put_client(&self, client: &Client, only_new: bool) -> Result<bool, StoreError> {
+        self.put(keys::client(&client.client_id), client, None, only_new)
+            .await
+    }
+
+    pub async fn put_user(&self, user: &User, only_new: bool) -> Result<bool, StoreError> {
+        self.put(keys::user(&user.username), user, None, only_new)
+            .await
+    }
+
+    pub async fn delete(&self, pk: String) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk)))
+            .send()
+            .await
+            .map_err(unavailable("DeleteItem"))?;
+        Ok(())
+    }
+
+    /// Every record whose `pk` starts with `prefix` (a Scan: administration only, never on a
+    /// request path).
+    pub async fn scan_prefix<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut records = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :prefix)")
+                .expression_attribute_values(":prefix", s(prefix))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable("Scan"))?;
+            for item in out.items.unwrap_or_default() {
+                records.push(decode(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(records),
+            }
+        }
+    }
+
+    /// Revokes every live family of a user (after a password change, disable or delete).
+    pub async fn revoke_user_families(&self, user_id: &str) -> Result<usize, StoreError> {
+        let families: Vec<RefreshFamily> = self.scan_prefix("rfam#").await?;
+        let mut revoked = 0;
+        for family in families
+            .iter()
+            .filter(|f| f.user_id == user_id && !f.revoked)
+        {
+            self.revoke_family(&family.family_id).await?;
+            revoked += 1;
+        }
+        Ok(revoked)
+    }
+}
+
+impl ClientDirectory for DynamoStore {
+    async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        self.get(keys::client(client_id), false).await
+    }
+}
+
+impl UserDirectory for DynamoStore {
+    async fn user(&self, username: &str) -> Result<Option<User>, StoreError> {
+        self.get(keys::user(username), true).await
+    }
+}
+
+impl LoginDirectory for DynamoStore {
+    async fn login_records(
+        &self,
+        client_id: &str,
+        username: &str,
+    ) -> Result<LoginRecords, StoreError> {
+        let (client_pk, user_pk, lock_pk) = (
+            keys::client(client_id),
+            keys::user(username),
+            keys::user_lock(username),
+        );
+        let mut items = self
+            .batch_get(
+                vec![client_pk.clone(), user_pk.clone(), lock_pk.clone()],
+                true,
+            )
+            .await?;
+        Ok(LoginRecords {
+            client: items.remove(&client_pk).map(decode).transpose()?,
+            user: items.remove(&user_pk).map(decode).transpose()?,
+            user_failures: items.remove(&lock_pk).map(decode).transpose()?,
+        })
+    }
+
+    async fn record_login_failure(
+        &self,
+        username: &str,
+        now: i64,
+        window: i64,
+    ) -> Result<u32, StoreError> {
+        let pk = keys::user_lock(username);
+        let window_end = now + window;
+        // Live counter: add one and slide the window. Expired or missing: start again at one.
+        // Two conditional updates, each one write; a lost race just retries.
+        for _ in 0..3 {
+            let live = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(pk.clone())))
+                .update_expression("SET window_end = :end, #ttl = :end ADD failures :one")
+                .condition_expression("window_end > :now")
+                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+                .expression_attribute_values(":end", n(window_end))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":now", n(now))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+                .send()
+                .await;
+            match live {
+                Ok(out) => {
+                    let counter: FailureCounter = out
+                        .attributes
+                        .map(decode)
+                        .transpose()?
+                        .unwrap_or(FailureCounter {
+                            failures: 1,
+                            window_end,
+                        });
+                    return Ok(counter.failures);
+                }
+                Err(e) if is_conditional_check_failure(&e) => {}
+                Err(e) => return Err(unavailable("UpdateItem")(e)),
+            }
+            let fresh = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(pk.clone())))
+                .update_expression("SET window_end = :end, #ttl = :end, failures = :one")
+                .condition_expression("attribute_not_exists(pk) OR window_end <= :now")
+                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+                .expression_attribute_values(":end", n(window_end))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":now", n(now))
+                .send()
+                .await;
+            match fresh {
+                Ok(_) => return Ok(1),
+                Err(e) if is_conditional_check_failure(&e) => {}
+                Err(e) => return Err(unavailable("UpdateItem")(e)),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "failure counter kept changing under contention".into(),
+        ))
+    }
+
+    async fn clear_login_failures(&self, username: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::user_lock(username))))
+            .update_expression("SET failures = :zero")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|e| {
+                if is_conditional_check_failure(&e) {
+                    Ok(())
+                } else {
+                    Err(unavailable("UpdateItem")(e))
+                }
+            })
+    }
+}
+
+impl RefreshFamilies for DynamoStore {
+    async fn create_family(&self, family: &RefreshFamily) -> Result<(), StoreError> {
+        let created = self
+            .put(
+                keys::family(&family.family_id),
+                family,
+                Some(family.exp),
+                true,
+            )
+            .await?;
+        if created {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt("refresh family id collision".into()))
+        }
+    }
+
+    async fn family_and_client(
+        &self,
+        family_id: &str,
+        client_id: &str,
+    ) -> Result<(Option<RefreshFamily>, Option<Client>), StoreError> {
+        let (family_pk, client_pk) = (keys::family(family_id), keys::client(client_id));
+        // Strongly consistent: a stale read of `current_hash` would look like reuse and revoke a
+        // legitimate family.
+        let mut items = self
+            .batch_get(vec![family_pk.clone(), client_pk.clone()], true)
+            .await?;
+        Ok((
+            items.remove(&family_pk).map(decode).transpose()?,
+            items.remove(&client_pk).map(decode).transpose()?,
+        ))
+    }
+
+    async fn rotate(
+        &self,
+        family_id: &str,
+        presented_hash: &str,
+        new_hash: &str,
+        now: i64,
+    ) -> Result<Rotation, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::family(family_id))))
+            .update_expression("SET current_hash = :new")
+            .condition_expression("current_hash = :presented AND revoked = :false AND exp > :now")
+            .expression_attribute_values(":new", s(new_hash))
+            .expression_attribute_values(":presented", s(presented_hash))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Rotation::Rotated),
+            Err(e) if is_conditional_check_failure(&e) => Ok(Rotation::Rejected),
+            Err(e) => Err(unavailable("UpdateItem")(e)),
+        }
+    }
+
+    async fn revoke_family(&self, family_id: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::family(family_id))))
+            .update_expression("SET revoked = :true")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_check_failure(&e) => Ok(()),
+            Err(e) => Err(unavailable("UpdateItem")(e)),
+        }
+    }
+}
+
+impl Revocations for DynamoStore {
+    async fn access_token_state(
+        &self,
+        jti: &str,
+        sid: Option<&str>,
+    ) -> Result<AccessTokenState, StoreError> {
+        let revoked_pk = keys::revoked(jti);
+        let family_pk = sid.map(keys::family);
+        let mut pks = vec![revoked_pk.clone()];
+        pks.extend(family_pk.clone());
+        let mut items = self.batch_get(pks, true).await?;
+        Ok(AccessTokenState {
+            jti_revoked: items.contains_key(&revoked_pk),
+            family: family_pk
+                .and_then(|pk| items.remove(&pk))
+                .map(decode)
+                .transpose()?,
+        })
+    }
+
+    async fn revoke_access_token(&self, jti: &str, exp: i64) -> Result<(), StoreError> {
+        let marker = RevokedToken {
+            jti: jti.to_owned(),
+            exp,
+        };
+        self.put(keys::revoked(jti), &marker, Some(exp), false)
+            .await
+            .map(|_| ())
+    }
+
+    async fn family(&self, family_id: &str) -> Result<Option<RefreshFamily>, StoreError> {
+        self.get(keys::family(family_id), true).await
+    }
+}

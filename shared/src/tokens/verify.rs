@@ -1,0 +1,69 @@
+//! Access-token verification as a resource server would do it (SPEC §6): key by `kid`, `alg`
+//! pinned to that key, `typ` = at+jwt, `iss` = our issuer, `exp`/`nbf` with 5 s leeway.
+
+use jsonwebtoken::Validation;
+
+use super::{ACCESS_TOKEN_TYP, AccessTokenClaims};
+use crate::keys::KeySet;
+
+/// Clock skew tolerated on `exp` and `nbf`.
+pub const LEEWAY_SECONDS: u64 = 5;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum VerifyError {
+    /// The `kid` is not in the key set (maybe a key newer than the cache).
+    UnknownKid,
+    /// Anything else: malformed, bad signature, wrong alg/typ/iss, expired, not yet valid.
+    Invalid,
+}
+
+pub fn verify_access_token(
+    token: &str,
+    keys: &KeySet,
+    issuer: &str,
+) -> Result<AccessTokenClaims, VerifyError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
+    // RFC 9068 §4: resource servers MUST check the typ header.
+    if !header
+        .typ
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP))
+    {
+        return Err(VerifyError::Invalid);
+    }
+    let kid = header.kid.as_deref().ok_or(VerifyError::Invalid)?;
+    let key = keys.verifying_key(kid).ok_or(VerifyError::UnknownKid)?;
+    // RFC 8725 §3.1: the algorithm is the key's, never the token's choice.
+    if header.alg != key.alg.jsonwebtoken() {
+        return Err(VerifyError::Invalid);
+    }
+    let mut validation = Validation::new(key.alg.jsonwebtoken());
+    validation.leeway = LEEWAY_SECONDS;
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    // Introspection answers for any audience; resource servers check their own.
+    validation.validate_aud = false;
+    validation.set_issuer(&[issuer]);
+    validation.set_required_spec_claims(&["exp", "iat", "nbf", "iss", "sub", "jti"]);
+    jsonwebtoken::decode::<AccessTokenClaims>(token, &key.key, &validation)
+        .map(|data| data.claims)
+        .map_err(|_| VerifyError::Invalid)
+}
+
+/// Verifies against the cached key set; a `kid` the set lacks triggers one rate-limited re-read
+/// (a key may be newer than the cache). `Ok(None)` means the token is not valid.
+pub async fn verify_with_cache<K: crate::keys::KeySource>(
+    keys: &crate::keys::KeyCache<K>,
+    token: &str,
+    issuer: &str,
+) -> Result<Option<AccessTokenClaims>, crate::error::StoreError> {
+    let current = keys.current().await?;
+    match verify_access_token(token, &current, issuer) {
+        Ok(claims) => Ok(Some(claims)),
+        Err(VerifyError::Invalid) => Ok(None),
+        Err(VerifyError::UnknownKid) => Ok(keys
+            .refresh_for_unknown_kid()
+            .await?
+            .and_then(|fresh| verify_access_token(token, &fresh, issuer).ok())),
+    }
+}

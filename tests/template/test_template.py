@@ -1,0 +1,376 @@
+"""Checks of template.yaml against SPEC §2, §3, §7 and §11.
+
+Run by infra/scripts/check-template.sh (in .venv-sam, which has PyYAML and
+aws-sam-translator). TEMPLATE=path overrides the template, so a mutated copy
+can be checked: every test here must fail on the matching mutation.
+"""
+
+import copy
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = Path(os.environ.get("TEMPLATE", REPO / "template.yaml"))
+
+API = "HttpApi"
+TABLE = "Table"
+SECRET = "SigningKeysSecret"
+TABLE_ARN = {"Fn::GetAtt": [TABLE, "Arn"]}
+SECRET_REF = {"Ref": SECRET}
+
+FUNCTIONS = {  # logical id -> cargo-lambda binary
+    "TokenFunction": "token",
+    "TokenInfoFunction": "tokeninfo",
+    "DiscoveryFunction": "discovery",
+}
+
+# SPEC §3: (method, path) -> function
+ROUTES = {
+    ("POST", "/oauth/v2/token"): "TokenFunction",
+    ("POST", "/oauth/v2/revoke"): "TokenFunction",
+    ("POST", "/oauth2/token"): "TokenFunction",
+    ("POST", "/api/id/v1/auth/token"): "TokenFunction",
+    ("POST", "/oauth/v2/tokeninfo"): "TokenInfoFunction",
+    ("GET", "/oauth/v2/tokeninfo"): "TokenInfoFunction",
+    ("GET", "/oauth/v2/userinfo"): "TokenInfoFunction",
+    ("POST", "/oauth/v2/userinfo"): "TokenInfoFunction",
+    ("GET", "/oauth/.well-known/openid-configuration"): "DiscoveryFunction",
+    ("GET", "/.well-known/oauth-authorization-server/oauth"): "DiscoveryFunction",
+    ("GET", "/oauth/v2/jwks"): "DiscoveryFunction",
+}
+
+# SPEC §11: action -> resource, per function; nothing else.
+IAM = {
+    "TokenFunction": {
+        "dynamodb:GetItem": TABLE_ARN,
+        "dynamodb:BatchGetItem": TABLE_ARN,
+        "dynamodb:PutItem": TABLE_ARN,
+        "dynamodb:UpdateItem": TABLE_ARN,
+        "secretsmanager:GetSecretValue": SECRET_REF,
+    },
+    "TokenInfoFunction": {
+        "dynamodb:GetItem": TABLE_ARN,
+        "dynamodb:BatchGetItem": TABLE_ARN,
+        "secretsmanager:GetSecretValue": SECRET_REF,
+    },
+    "DiscoveryFunction": {
+        "secretsmanager:GetSecretValue": SECRET_REF,
+    },
+}
+
+ENV_VARS = {"TABLE_NAME", "SIGNING_KEYS_SECRET_ID", "ISSUER", "ACCESS_TOKEN_ALG",
+            "MAX_TOKEN_TTL", "KEY_CACHE_SECONDS", "API_KEY_HEADER"}
+
+
+# --- loading -----------------------------------------------------------------
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that turns CloudFormation short-form tags into long form."""
+
+
+def _construct_tag(loader, tag_suffix, node):
+    name = "Ref" if tag_suffix == "Ref" else "Fn::" + tag_suffix
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":  # !GetAtt A.B -> ["A", "B"]
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _construct_tag)
+
+
+def load_template(path=TEMPLATE):
+    with open(path, encoding="utf-8") as f:
+        return yaml.load(f, Loader=_CfnLoader)
+
+
+@pytest.fixture(scope="module")
+def tpl():
+    return load_template()
+
+
+@pytest.fixture(scope="module")
+def translated():
+    """The template after the SAM transform (plain CloudFormation)."""
+    pytest.importorskip("samtranslator")
+    sys.path.insert(0, str(REPO / "infra" / "scripts"))
+    try:
+        import sam_translate
+    finally:
+        sys.path.pop(0)
+    return sam_translate.translate(str(TEMPLATE))
+
+
+# --- helpers -----------------------------------------------------------------
+
+def _merge(global_value, local_value):
+    """SAM Globals semantics: maps merge (local wins), anything else is replaced."""
+    if isinstance(global_value, dict) and isinstance(local_value, dict):
+        out = copy.deepcopy(global_value)
+        for k, v in local_value.items():
+            out[k] = _merge(out[k], v) if k in out else copy.deepcopy(v)
+        return out
+    return copy.deepcopy(local_value)
+
+
+def function_props(tpl, name):
+    """A function's effective Properties, Globals.Function merged in."""
+    res = tpl["Resources"][name]
+    assert res["Type"] == "AWS::Serverless::Function", name
+    glob = (tpl.get("Globals") or {}).get("Function") or {}
+    return _merge(glob, res.get("Properties") or {})
+
+
+_SUB_VAR = re.compile(r"\$\{([A-Za-z0-9:]+)(?:\.[^}]*)?\}")
+
+
+def references(node):
+    """Logical ids / parameters that a template fragment refers to."""
+    found = set()
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "Ref" and isinstance(v, str):
+                found.add(v)
+            elif k == "Fn::GetAtt":
+                target = v.split(".", 1)[0] if isinstance(v, str) else v[0]
+                if isinstance(target, str):
+                    found.add(target)
+            elif k == "Fn::Sub":
+                text, variables = (v, {}) if isinstance(v, str) else (v[0], v[1] if len(v) > 1 else {})
+                if isinstance(text, str):
+                    found |= set(_SUB_VAR.findall(text)) - set(variables)
+                found |= references(variables)
+            if k != "Ref":
+                found |= references(v)
+    elif isinstance(node, list):
+        for item in node:
+            found |= references(item)
+    return found
+
+
+def dependencies(resources, start):
+    """Every resource `start` depends on, directly or not (Ref/GetAtt/Sub/DependsOn)."""
+    seen, todo = set(), [start]
+    while todo:
+        res = resources[todo.pop()]
+        deps = references(res.get("Properties") or {})
+        depends_on = res.get("DependsOn") or []
+        deps |= set([depends_on] if isinstance(depends_on, str) else depends_on)
+        for d in deps:
+            if d in resources and d not in seen:
+                seen.add(d)
+                todo.append(d)
+    return seen
+
+
+def policy_statements(props, name):
+    policies = props.get("Policies")
+    assert isinstance(policies, list) and policies, f"{name}: Policies must be a list of inline policies"
+    statements = []
+    for p in policies:
+        assert isinstance(p, dict) and set(p) <= {"Version", "Statement"}, \
+            f"{name}: only inline policy documents allowed, no SAM policy templates or managed policies: {p!r}"
+        st = p["Statement"]
+        statements += st if isinstance(st, list) else [st]
+    return statements
+
+
+def as_list(x):
+    return x if isinstance(x, list) else [x]
+
+
+# --- functions (§1, §11) -------------------------------------------------------
+
+def test_exactly_three_functions(tpl):
+    funcs = {k for k, v in tpl["Resources"].items()
+             if v["Type"] in ("AWS::Serverless::Function", "AWS::Lambda::Function")}
+    assert funcs == set(FUNCTIONS)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_function_properties(tpl, name):
+    props = function_props(tpl, name)
+    assert props["CodeUri"] == "."
+    assert props["Handler"] == "bootstrap"
+    assert props["Runtime"] == "provided.al2023"
+    assert props["Architectures"] == ["arm64"]
+    assert tpl["Resources"][name]["Metadata"] == {
+        "BuildMethod": "rust-cargolambda",
+        "BuildProperties": {"Binary": FUNCTIONS[name]},
+    }
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_function_environment(tpl, name):
+    env = function_props(tpl, name)["Environment"]["Variables"]
+    assert ENV_VARS <= set(env), ENV_VARS - set(env)
+    assert env["TABLE_NAME"] == {"Ref": TABLE}
+    assert env["SIGNING_KEYS_SECRET_ID"] == SECRET_REF
+    assert env["ISSUER"] == {"Ref": "IssuerUrl"}
+    # Declared (so `sam local --env-vars` can set it) but absent on AWS by default.
+    assert env.get("AWS_ENDPOINT_URL") == \
+        {"Fn::If": ["HasAwsEndpointUrl", {"Ref": "AwsEndpointUrl"}, {"Ref": "AWS::NoValue"}]}
+    assert tpl["Parameters"]["AwsEndpointUrl"]["Default"] == ""
+    assert tpl["Parameters"]["IssuerUrl"]["Default"] == ""
+    alg = tpl["Parameters"]["AccessTokenAlg"]
+    assert alg["Default"] == "RS256" and sorted(alg["AllowedValues"]) == ["ES256", "EdDSA", "RS256"]
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_function_does_not_reference_api(tpl, name):
+    """SPEC §11: a function that refers to the HttpApi makes a cycle (the API's
+    OpenAPI body refers to the function). Events.*.ApiId is the one allowed
+    mention: the SAM transform consumes it into the API, not the function."""
+    props = function_props(tpl, name)
+    for event_name, event in (props.get("Events") or {}).items():
+        assert set(references(event)) <= {API}, f"{name}.{event_name}"
+        assert event["Properties"].get("ApiId") == {"Ref": API}, f"{name}.{event_name}"
+    rest = {k: v for k, v in props.items() if k != "Events"}
+    assert API not in references(rest), f"{name} refers to {API}"
+    assert API not in references(tpl["Resources"][name].get("Metadata") or {})
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_translated_function_does_not_depend_on_api(translated, name):
+    resources = translated["Resources"]
+    deps = dependencies(resources, name)
+    assert API not in deps, f"{name} depends on {API} (cycle) via {sorted(deps)}"
+
+
+# --- IAM (§11) ----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_iam_exact(tpl, name):
+    props = function_props(tpl, name)
+    assert "Role" not in props, "a custom role would bypass these checks"
+    granted = {}
+    for st in policy_statements(props, name):
+        assert st.get("Effect") == "Allow"
+        assert set(st) <= {"Sid", "Effect", "Action", "Resource"}, st  # no NotAction/NotResource/Condition
+        resources = as_list(st["Resource"])
+        assert "*" not in resources and len(resources) == 1, st
+        for action in as_list(st["Action"]):
+            assert "*" not in action, action
+            assert action not in granted, f"{action} granted twice"
+            granted[action] = resources[0]
+    assert granted == IAM[name]
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_translated_role_exact(translated, name):
+    """After the transform: the role holds our statements plus only
+    AWSLambdaBasicExecutionRole (CloudWatch Logs)."""
+    role = translated["Resources"][name + "Role"]["Properties"]
+    assert [p.split(":policy/")[1] for p in role.get("ManagedPolicyArns", [])] == \
+        ["service-role/AWSLambdaBasicExecutionRole"]
+    granted = {}
+    for policy in role["Policies"]:
+        for st in as_list(policy["PolicyDocument"]["Statement"]):
+            for action in as_list(st["Action"]):
+                granted[action] = st["Resource"]
+    assert granted == IAM[name]
+
+
+# --- routes (§3) ---------------------------------------------------------------
+
+def test_routes(tpl):
+    seen = {}
+    for name in FUNCTIONS:
+        for event_name, event in (function_props(tpl, name).get("Events") or {}).items():
+            assert event["Type"] == "HttpApi", f"{name}.{event_name}"
+            p = event["Properties"]
+            key = (p["Method"].upper(), p["Path"])
+            assert key not in seen, f"route {key} declared twice"
+            seen[key] = name
+    assert seen == ROUTES
+
+
+def test_single_http_api(tpl):
+    apis = {k: v for k, v in tpl["Resources"].items()
+            if v["Type"] in ("AWS::Serverless::HttpApi", "AWS::Serverless::Api",
+                             "AWS::ApiGatewayV2::Api", "AWS::ApiGateway::RestApi")}
+    assert list(apis) == [API] and apis[API]["Type"] == "AWS::Serverless::HttpApi"
+    props = apis[API].get("Properties") or {}
+    assert "Domain" not in props and "DefinitionBody" not in props and "DefinitionUri" not in props
+    throttle = props["DefaultRouteSettings"]
+    assert throttle["ThrottlingBurstLimit"] == {"Ref": "ThrottlingBurstLimit"}
+    assert throttle["ThrottlingRateLimit"] == {"Ref": "ThrottlingRateLimit"}
+
+
+def test_translated_routes(translated):
+    """The deployed API (OpenAPI body after the transform) has exactly §3's routes."""
+    resources = translated["Resources"]
+    body = resources[API]["Properties"]["Body"]
+    seen = {}
+    for path, methods in body["paths"].items():
+        for method, op in methods.items():
+            uri = op["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+            target = re.search(r"\$\{(\w+)\.Arn\}", uri).group(1)
+            seen[(method.upper(), path)] = target
+    assert seen == ROUTES
+
+
+# --- concurrency ---------------------------------------------------------------
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_reserved_concurrency_is_optional(tpl, name):
+    rc = function_props(tpl, name).get("ReservedConcurrentExecutions")
+    assert rc == {"Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    assert tpl["Parameters"]["ReservedConcurrency"]["Default"] == -1
+
+
+# --- logs ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_log_group_with_retention(tpl, name):
+    group = function_props(tpl, name)["LoggingConfig"]["LogGroup"]
+    target = group["Ref"]
+    res = tpl["Resources"][target]
+    assert res["Type"] == "AWS::Logs::LogGroup"
+    assert res["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert name not in references(res), "log group must not refer back to its function"
+
+
+# --- table (§7) and secret (§6) -------------------------------------------------------
+
+def test_table(tpl):
+    res = tpl["Resources"][TABLE]
+    assert res["Type"] == "AWS::DynamoDB::Table"
+    assert res.get("DeletionPolicy") == "Retain" and res.get("UpdateReplacePolicy") == "Retain"
+    p = res["Properties"]
+    assert p["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert p["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
+    assert "GlobalSecondaryIndexes" not in p and "LocalSecondaryIndexes" not in p
+    assert p["BillingMode"] == "PAY_PER_REQUEST"
+    assert p["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    assert p["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert p["DeletionProtectionEnabled"] == {"Ref": "TableDeletionProtection"}
+
+
+def test_secret(tpl):
+    res = tpl["Resources"][SECRET]
+    assert res["Type"] == "AWS::SecretsManager::Secret"
+    assert res.get("DeletionPolicy") == "Retain" and res.get("UpdateReplacePolicy") == "Retain"
+    p = res.get("Properties") or {}
+    assert "SecretString" not in p and "GenerateSecretString" not in p, "created empty; oauthctl init fills it"
+
+
+def test_outputs(tpl):
+    outputs = tpl["Outputs"]
+    assert {"ApiUrl", "Issuer", "TokenEndpoint", "DiscoveryUrl", "TableName",
+            "SigningKeysSecretArn"} <= set(outputs)
+    assert outputs["TableName"]["Value"] == {"Ref": TABLE}
+    assert outputs["SigningKeysSecretArn"]["Value"] == SECRET_REF
+    issuer = outputs["Issuer"]["Value"]["Fn::If"]
+    assert issuer[0] == "HasIssuerUrl" and issuer[1] == {"Ref": "IssuerUrl"}
+    assert issuer[2] == {"Fn::Sub": "${HttpApi.ApiEndpoint}/oauth"}
