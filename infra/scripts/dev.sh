@@ -153,13 +153,25 @@ Local stack is up.
   demo client $CLIENT_ID / $CLIENT_SECRET
   demo user   $DEMO_USER / $DEMO_PASSWORD
 
-Try (TODO: finalise):
+Try (paste as they are):
+  # client_credentials, client_secret_basic
+  curl -s -u '$CLIENT_ID:$CLIENT_SECRET' -d grant_type=client_credentials -d scope=read $B/oauth/v2/token
+  # password, EmpowerID shape: user in Basic, client in a JSON body
+  curl -s -u '$DEMO_USER:$DEMO_PASSWORD' -H 'Content-Type: application/json' -d '{"grant_type":"password","client_id":"$CLIENT_ID","client_secret":"$CLIENT_SECRET","redirect_uri":""}' $B/oauth/v2/token
+  # password, EmpowerID shape, form body
+  curl -s -u '$DEMO_USER:$DEMO_PASSWORD' -d 'grant_type=password&client_id=$CLIENT_ID&client_secret=$CLIENT_SECRET&redirect_uri=' $B/oauth/v2/token
+  # password, WSO2 shape (username@email@org is just a username)
+  curl -s -u '$CLIENT_ID:$CLIENT_SECRET' -d grant_type=password --data-urlencode 'username=$DEMO_USER' --data-urlencode 'password=$DEMO_PASSWORD' -d 'scope=openid profile read' $B/oauth2/token
+  # refresh: take refresh_token from a password answer
+  RT=\$(curl -s -u '$CLIENT_ID:$CLIENT_SECRET' -d grant_type=password --data-urlencode 'username=$DEMO_USER' --data-urlencode 'password=$DEMO_PASSWORD' $B/oauth/v2/token | $PY -c 'import json,sys; print(json.load(sys.stdin)["refresh_token"])')
+  curl -s -u '$CLIENT_ID:$CLIENT_SECRET' -d grant_type=refresh_token -d refresh_token=\$RT $B/oauth/v2/token
+  # introspection, userinfo, revocation, discovery
+  AT=\$(curl -s -u '$CLIENT_ID:$CLIENT_SECRET' -d grant_type=password --data-urlencode 'username=$DEMO_USER' --data-urlencode 'password=$DEMO_PASSWORD' -d 'scope=openid profile email' $B/oauth/v2/token | $PY -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  curl -s -u '$CLIENT_ID:$CLIENT_SECRET' -d token=\$AT $B/oauth/v2/tokeninfo
+  curl -s -H "Authorization: Bearer \$AT" $B/oauth/v2/userinfo
+  curl -s -u '$CLIENT_ID:$CLIENT_SECRET' -d token=\$AT $B/oauth/v2/revoke -w '%{http_code}\\n'
   curl -s $B/oauth/.well-known/openid-configuration
   curl -s $B/oauth/v2/jwks
-  curl -s -u '$CLIENT_ID:$CLIENT_SECRET' -d grant_type=client_credentials -d scope=read $B/oauth/v2/token
-  curl -s -u '$CLIENT_ID:$CLIENT_SECRET' -d grant_type=password --data-urlencode 'username=$DEMO_USER' --data-urlencode 'password=$DEMO_PASSWORD' -d 'scope=openid profile' $B/oauth/v2/token
-  curl -s -H 'Authorization: Bearer <access_token>' $B/oauth/v2/userinfo
-  curl -s -u '$CLIENT_ID:$CLIENT_SECRET' -d token=<access_token> $B/oauth/v2/tokeninfo
 
 Ctrl-C stops everything.
 EOF

@@ -33,7 +33,7 @@ def make_client(
     *,
     grants: Iterable[str] = ("client_credentials",),
     scopes: Iterable[str] = ("read", "write"),
-    default_scopes: Iterable[str] = (),
+    default_scopes: Optional[Iterable[str]] = None,
     redirect_uris: Iterable[str] = (),
     access_ttl: Optional[int] = None,
     refresh_ttl: Optional[int] = None,
@@ -51,6 +51,10 @@ def make_client(
         args += ["--grant", g]
     for s in scopes:
         args += ["--scope", s]
+    if default_scopes is None:
+        # Deterministic defaults: "read" when allowed (clients may otherwise default to all).
+        allowed = " ".join(scopes).split()
+        default_scopes = ("read",) if "read" in allowed else ()
     for s in default_scopes:
         args += ["--default-scope", s]
     for u in redirect_uris:
@@ -135,11 +139,13 @@ def post_token(
     return stack.http("POST", path, data=body, headers=hdrs, timeout=timeout)
 
 
-def cc_token(stack, client: dict[str, Any], **form) -> requests.Response:
-    """client_credentials with client_secret_basic and a form body."""
-    return post_token(
-        stack, data={"grant_type": "client_credentials", **form}, headers=client_basic(client)
-    )
+def cc_token(stack, client: dict[str, Any], scope: Optional[str] = "read", **form) -> requests.Response:
+    """client_credentials with client_secret_basic and a form body; `scope=None` sends none
+    (clients created without --default-scope have no defaults, so tests name a scope)."""
+    data = {"grant_type": "client_credentials", **form}
+    if scope is not None:
+        data["scope"] = scope
+    return post_token(stack, data=data, headers=client_basic(client))
 
 
 def password_token(stack, client, user, **form) -> requests.Response:
@@ -170,7 +176,7 @@ def assert_success(resp: requests.Response, *, refresh: bool = False, id_token: 
         expected.add("refresh_token")
     if id_token:
         expected.add("id_token")
-    assert set(body) == expected, describe(resp)
+    assert set(body) == expected, f"keys {sorted(body)} != {sorted(expected)}; scope={body.get('scope')!r}"
     assert body["token_type"] == "Bearer"
     assert isinstance(body["expires_in"], int) and body["expires_in"] > 0
     assert isinstance(body["scope"], str)

@@ -13,6 +13,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import jwt
 import pytest
 
 from helpers import (
@@ -51,7 +52,7 @@ def test_cc_basic_form_defaults_scope_and_has_exact_success_shape(stack):
     # GIVEN a client allowed "read write" whose default scope is "read"
     client = make_client(stack, scopes=("read", "write"), default_scopes=("read",))
     # WHEN it asks for a token with client_secret_basic and no scope
-    resp = cc_token(stack, client)
+    resp = cc_token(stack, client, scope=None)
     # THEN the §5.1 answer carries exactly the default scope, no refresh/id token, no-store
     body = assert_success(resp)
     assert body["scope"] == "read"
@@ -195,8 +196,6 @@ def test_jwks_and_discovery_publish_the_signing_key(stack):
     assert meta["jwks_uri"] == stack.issuer + "/v2/jwks"
     keys = fetch_jwks(stack)
     # AND the token's kid is published with alg RS256
-    import jwt
-
     kid = jwt.get_unverified_header(token)["kid"]
     assert keys[kid]["alg"] == "RS256" and keys[kid]["kty"] == "RSA"
 
@@ -551,7 +550,7 @@ def test_basic_and_differing_body_client_id_is_invalid_request(stack):
     # AND an equal body client_id is allowed
     ok = post_token(
         stack,
-        data={"grant_type": "client_credentials", "client_id": client["client_id"]},
+        data={"grant_type": "client_credentials", "client_id": client["client_id"], "scope": "read"},
         headers=client_basic(client),
     )
     assert_success(ok)

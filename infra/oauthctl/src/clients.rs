@@ -27,7 +27,7 @@ pub enum ClientCommand {
         /// Allowed scopes (repeatable, or space-separated).
         #[arg(long = "scope")]
         scopes: Vec<String>,
-        /// Scopes granted when a request names none.
+        /// Scopes granted when a request names none (default: every allowed scope).
         #[arg(long = "default-scope")]
         default_scopes: Vec<String>,
         #[arg(long = "redirect-uri")]
@@ -160,7 +160,13 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
                 }
             }
             let allowed_scopes = scopes(&allowed)?;
-            let default_scopes = scopes(&default_scopes)?;
+            // RFC 6749 §3.3: a request without `scope` gets a pre-defined default; unless told
+            // otherwise that is everything the client may have (what Cognito users expect).
+            let default_scopes = if default_scopes.is_empty() {
+                allowed_scopes.clone()
+            } else {
+                scopes(&default_scopes)?
+            };
             if let Some(s) = default_scopes.iter().find(|s| !allowed_scopes.contains(s)) {
                 return Err(format!(
                     "default scope {s:?} is not among the allowed scopes"

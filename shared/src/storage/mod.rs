@@ -120,8 +120,10 @@ pub struct RefreshFamily {
 /// Brute-force counter for one username or client id (`lock#user#…` / `lock#client#…`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FailureCounter {
+    #[serde(default)]
     pub failures: u32,
     /// End of the counting window (epoch seconds); the item's TTL.
+    #[serde(default)]
     pub window_end: i64,
 }
 

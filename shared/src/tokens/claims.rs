@@ -77,15 +77,15 @@ fn released_by(scope: &str) -> &'static [&'static str] {
 
 /// Stored claim text to JSON: `*_verified` and `updated_at` have non-string types in OIDC.
 fn typed(name: &str, value: &str) -> serde_json::Value {
-    if name.ends_with("_verified") {
-        if let Ok(b) = value.parse::<bool>() {
-            return b.into();
-        }
+    if name.ends_with("_verified")
+        && let Ok(b) = value.parse::<bool>()
+    {
+        return b.into();
     }
-    if name == "updated_at" {
-        if let Ok(n) = value.parse::<i64>() {
-            return n.into();
-        }
+    if name == "updated_at"
+        && let Ok(n) = value.parse::<i64>()
+    {
+        return n.into();
     }
     value.into()
 }

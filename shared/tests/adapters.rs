@@ -1,0 +1,308 @@
+//! Adapter tests against a real emulator (moto): the DynamoDB store and the Secrets Manager key
+//! source. `make test` starts moto and runs these with `--include-ignored`; the endpoint comes
+//! from `OAUTH_TEST_AWS_ENDPOINT`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use shared::crypto::{random_secret, sha256_b64};
+use shared::error::StoreError;
+use shared::keys::rotation::ensure_keys;
+use shared::keys::{Alg, KeySetDocument, KeySource};
+use shared::storage::dynamo::DynamoStore;
+use shared::storage::secrets::SecretsKeySource;
+use shared::storage::{
+    Client, ClientDirectory, GrantType, LoginDirectory, RefreshFamilies, RefreshFamily,
+    Revocations, Rotation, StoredSecret, User, UserDirectory,
+};
+
+async fn sdk_config() -> aws_config::SdkConfig {
+    let endpoint = std::env::var("OAUTH_TEST_AWS_ENDPOINT")
+        .expect("OAUTH_TEST_AWS_ENDPOINT must point at moto (make test sets it)");
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &random_secret()[..10]
+            .to_ascii_lowercase()
+            .replace(['-', '_'], "x")
+    )
+}
+
+async fn fresh_store() -> DynamoStore {
+    let sdk = sdk_config().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), unique("adapter"));
+    assert!(
+        store.create_table_if_missing().await.unwrap(),
+        "a new table is created"
+    );
+    assert!(
+        !store.create_table_if_missing().await.unwrap(),
+        "init is idempotent"
+    );
+    store
+}
+
+fn client(id: &str, secret: &str) -> Client {
+    Client {
+        client_id: id.into(),
+        name: "adapter test".into(),
+        secrets: vec![StoredSecret {
+            sha256: sha256_b64(secret.as_bytes()),
+            expires_at: None,
+        }],
+        api_key_sha256: None,
+        grants: vec![GrantType::Password, GrantType::RefreshToken],
+        allowed_scopes: vec!["read".into()],
+        default_scopes: vec!["read".into()],
+        redirect_uris: vec![],
+        access_token_ttl: 3600,
+        refresh_token_ttl: 86400,
+        audience: Some("api".into()),
+        claims: BTreeMap::from([("tier".into(), "gold".into())]),
+        enabled: true,
+        created_at: 1,
+    }
+}
+
+fn family(id: &str, hash: &str, exp: i64) -> RefreshFamily {
+    RefreshFamily {
+        family_id: id.into(),
+        client_id: "c1".into(),
+        user_id: "u-1".into(),
+        username: "alice".into(),
+        scope: "read".into(),
+        auth_time: 10,
+        current_hash: hash.into(),
+        revoked: false,
+        exp,
+        claims: BTreeMap::new(),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run through make test"]
+async fn clients_and_users_round_trip_and_login_reads_them_in_one_batch() {
+    let store = fresh_store().await;
+    let c = client("c1", "s");
+    assert!(store.put_client(&c, true).await.unwrap());
+    assert!(
+        !store.put_client(&c, true).await.unwrap(),
+        "only_new refuses to overwrite"
+    );
+    assert_eq!(store.client("c1").await.unwrap(), Some(c.clone()));
+    assert_eq!(store.client("nobody").await.unwrap(), None);
+
+    let user = User {
+        username: "admin@wso2.com@carbon.super".into(),
+        user_id: "9f1c0d3e-0000-4000-8000-000000000000".into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$x$y".into(),
+        claims: BTreeMap::from([("email".into(), "a@x.org".into())]),
+        enabled: true,
+        created_at: 2,
+    };
+    assert!(store.put_user(&user, true).await.unwrap());
+    assert_eq!(
+        store.user(&user.username).await.unwrap(),
+        Some(user.clone())
+    );
+
+    let records = store.login_records("c1", &user.username).await.unwrap();
+    assert_eq!(records.client, Some(c));
+    assert_eq!(records.user, Some(user.clone()));
+    assert_eq!(records.user_failures, None);
+    let nothing = store.login_records("nobody", "nobody").await.unwrap();
+    assert!(nothing.client.is_none() && nothing.user.is_none());
+
+    let listed: Vec<Client> = store.scan_prefix("client#").await.unwrap();
+    assert_eq!(listed.len(), 1);
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run through make test"]
+async fn failure_counter_counts_slides_resets_and_clears() {
+    let store = fresh_store().await;
+    assert_eq!(
+        store.record_login_failure("bob", 100, 900).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.record_login_failure("bob", 101, 900).await.unwrap(),
+        2
+    );
+    let counter = store
+        .login_records("c", "bob")
+        .await
+        .unwrap()
+        .user_failures
+        .unwrap();
+    assert_eq!((counter.failures, counter.window_end), (2, 1001));
+    // After the window the count starts again.
+    assert_eq!(
+        store.record_login_failure("bob", 5000, 900).await.unwrap(),
+        1
+    );
+    store.clear_login_failures("bob").await.unwrap();
+    assert_eq!(
+        store
+            .login_records("c", "bob")
+            .await
+            .unwrap()
+            .user_failures
+            .unwrap()
+            .failures,
+        0
+    );
+    store.clear_login_failures("never-failed").await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run through make test"]
+async fn rotation_is_conditional_and_exactly_one_of_many_racers_wins() {
+    let store = Arc::new(fresh_store().await);
+    store.put_client(&client("c1", "s"), true).await.unwrap();
+    store
+        .create_family(&family("fam1", "h0", 10_000))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .create_family(&family("fam1", "h0", 10_000))
+            .await
+            .is_err(),
+        "ids never collide silently"
+    );
+
+    let (fam, cli) = store.family_and_client("fam1", "c1").await.unwrap();
+    assert_eq!(fam.unwrap().current_hash, "h0");
+    assert!(cli.is_some());
+
+    assert_eq!(
+        store.rotate("fam1", "wrong", "h1", 100).await.unwrap(),
+        Rotation::Rejected
+    );
+    assert_eq!(
+        store.rotate("fam1", "h0", "h1", 10_000).await.unwrap(),
+        Rotation::Rejected,
+        "expired"
+    );
+    assert_eq!(
+        store.rotate("fam1", "h0", "h1", 100).await.unwrap(),
+        Rotation::Rotated
+    );
+
+    let racers: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .rotate("fam1", "h1", &format!("h2-{i}"), 100)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for racer in racers {
+        if racer.await.unwrap() == Rotation::Rotated {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1, "one conditional UpdateItem wins");
+
+    store.revoke_family("fam1").await.unwrap();
+    let current = store.family("fam1").await.unwrap().unwrap();
+    assert!(current.revoked);
+    assert_eq!(
+        store
+            .rotate("fam1", &current.current_hash, "h3", 100)
+            .await
+            .unwrap(),
+        Rotation::Rejected
+    );
+    store.revoke_family("missing").await.unwrap();
+    assert!(
+        store.family("missing").await.unwrap().is_none(),
+        "revoking nothing creates nothing"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run through make test"]
+async fn revoked_access_tokens_and_families_are_read_together() {
+    let store = fresh_store().await;
+    store
+        .create_family(&family("famA", "h", 10_000))
+        .await
+        .unwrap();
+    let state = store
+        .access_token_state("jti-1", Some("famA"))
+        .await
+        .unwrap();
+    assert!(!state.jti_revoked);
+    assert!(!state.family.unwrap().revoked);
+    store.revoke_access_token("jti-1", 10_000).await.unwrap();
+    store.revoke_family("famA").await.unwrap();
+    let state = store
+        .access_token_state("jti-1", Some("famA"))
+        .await
+        .unwrap();
+    assert!(state.jti_revoked);
+    assert!(state.family.unwrap().revoked);
+    let none = store.access_token_state("jti-2", None).await.unwrap();
+    assert!(!none.jti_revoked && none.family.is_none());
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run through make test"]
+async fn key_source_reads_what_was_stored_and_reports_missing_or_empty() {
+    let sdk = sdk_config().await;
+    let source = SecretsKeySource::new(aws_sdk_secretsmanager::Client::new(&sdk), unique("keys"));
+    assert_eq!(
+        source.load().await.unwrap(),
+        None,
+        "a missing secret reads as empty"
+    );
+    assert!(source.create_if_missing().await.unwrap());
+    assert!(!source.create_if_missing().await.unwrap());
+    assert_eq!(
+        source.load().await.unwrap(),
+        None,
+        "a secret without a value reads as empty"
+    );
+    let mut doc = KeySetDocument { keys: vec![] };
+    ensure_keys(&mut doc, Alg::Es256, 1).unwrap();
+    let text = serde_json::to_string(&doc).unwrap();
+    source.store(&text).await.unwrap();
+    assert_eq!(source.load().await.unwrap().as_deref(), Some(text.as_str()));
+    let mut rotated = doc.clone();
+    ensure_keys(&mut rotated, Alg::Rs256, 2).unwrap();
+    let text2 = serde_json::to_string(&rotated).unwrap();
+    source.store(&text2).await.unwrap();
+    assert_eq!(
+        source.load().await.unwrap().as_deref(),
+        Some(text2.as_str()),
+        "AWSCURRENT moves on put"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run through make test"]
+async fn an_unreachable_endpoint_is_unavailable_not_a_hang() {
+    let sdk = sdk_config().await;
+    let dead = sdk.to_builder().endpoint_url("http://127.0.0.1:9").build();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&dead), "t");
+    assert!(matches!(
+        store.client("c").await,
+        Err(StoreError::Unavailable(_))
+    ));
+}
