@@ -23,8 +23,8 @@ build: ## Release arm64 zips of the three functions (target/lambda/*/bootstrap.z
 	cargo lambda build --release --arm64 --output-format zip
 	@ls -l target/lambda/*/bootstrap.zip
 
-bench: ## Benchmarks (see README, Performance)
-	@echo "make bench: not built yet (tracked in the performance issue)"; exit 1
+bench: ## Benchmarks (see README, Performance): table + bench-results.json (BENCH_SKIP_ARM64=1 skips the zips)
+	bench/run.sh
 
 fuzz: ## Bounded fuzzing of request parsing
 	@echo "make fuzz: not built yet (tracked in the hardening issue)"; exit 1

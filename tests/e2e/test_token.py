@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import jwt
 import pytest
+import requests
 
 from helpers import (
     DEFAULT_ACCESS_TTL,
@@ -838,3 +839,25 @@ def test_no_error_echoes_what_was_sent(stack):
         resp = post_token(stack, **kwargs)
         assert resp.status_code in (400, 401), describe(resp)
         assert_not_leaked(resp, sent)
+
+
+# ============================================================ API_KEY_HEADER override
+def test_api_key_header_is_configurable_for_empowerid_callers(stack):
+    # GIVEN the functions running with API_KEY_HEADER=X-EmpowerID-API-Key, an API-key client
+    client = _empowerid_client(stack)
+    user = make_user(stack)
+    body = {"grant_type": "password", "client_id": client["client_id"],
+            "client_secret": client["client_secret"], "redirect_uri": ""}
+    user_basic = basic(user["username"], user["password"], form_encode=False)
+    with stack.functions_with(API_KEY_HEADER="X-EmpowerID-API-Key") as w:
+        def send(headers):
+            return requests.post(w.base_url + TOKEN_PATH, json=body, timeout=60,
+                                 headers={"Authorization": user_basic, **headers})
+
+        # WHEN the key comes in the configured header THEN the EmpowerID request succeeds
+        ok = send({"X-EmpowerID-API-Key": client["api_key"]})
+        assert_success(ok, refresh=True)
+        # WHEN it comes only in the default header THEN it counts as missing: 401, no challenge
+        bad = send({"X-API-Key": client["api_key"]})
+        assert_error(bad, 401, "invalid_client", basic_challenge=False,
+                     secrets=[client["client_secret"], client["api_key"], user["password"]])

@@ -1,0 +1,805 @@
+#!/usr/bin/env python3
+"""Local-stack measurements of the token function's release binary (SPEC §7, §10).
+
+A minimal Lambda Runtime API (the real protocol: GET .../invocation/next, POST
+.../invocation/<id>/response) feeds the binary API Gateway HTTP API (v2) events; moto stands in
+for DynamoDB and Secrets Manager.
+
+  coldstart   process start -> first response: wall time, the function's own CPU time (read
+              from /proc while the process waits for our 202 to its response, i.e. before it can
+              poll again), peak RSS (VmHWM); moto's CPU in the same interval.
+  calls       AWS calls per request type, counted by an HTTP proxy between binary and moto
+              (one X-Amz-Target per call).
+  throughput  wrk (or a Python client) -> HTTP front end -> runtime API -> N function processes
+              (Lambda runs one request per instance: concurrency N = N instances) -> moto.
+              Requests/s plus the CPU of every process involved.
+
+All traffic is on 127.0.0.1. Output: one JSON document on stdout (progress on stderr).
+"""
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import queue
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+DOMAIN = "id.example.com"
+RUNTIME_PREFIX = "/2018-06-01/runtime"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class Server(ThreadingHTTPServer):
+    """Threaded HTTP/1.1 server; peers that hang up (a stopped function) are not errors."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle plus delayed ACK
+    # add ~40 ms to every keep-alive exchange.
+    disable_nagle_algorithm = True
+
+    def log_message(self, *args):
+        pass
+
+
+def log(msg):
+    print(f"local_stack: {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# /proc readings
+
+
+def proc_cpu(pid):
+    """(schedstat ns summed over live threads, utime+stime ns from /proc/<pid>/stat)."""
+    sched = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    sched += int(f.read().split()[0])
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return sched, ticks * 1_000_000_000 // CLK_TCK
+
+
+def proc_status_kib(pid, key):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except FileNotFoundError:
+        return None
+    return None
+
+
+def proc_tree_cpu_ns(pid, ticks=False):
+    """CPU ns of a process and its descendants (moto_server may fork workers).
+
+    Default: schedstat of live threads (ns resolution; right for short intervals while the
+    connections, and so moto's per-connection threads, stay open). ticks=True: utime+stime,
+    which also counts threads that have exited (10 ms resolution; right for long runs)."""
+    total = 0
+    stack = [pid]
+    seen = set()
+    while stack:
+        p = stack.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        reading = proc_cpu(p)
+        if reading:
+            total += reading[1] if ticks else reading[0]
+        try:
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    stack.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+def self_cpu_ns():
+    r = resource.getrusage(resource.RUSAGE_SELF)  # every thread, dead ones included
+    return int((r.ru_utime + r.ru_stime) * 1e9)
+
+
+# --------------------------------------------------------------------------------------------
+# Events
+
+
+def apigw_event(method, path, headers, body):
+    now = time.time()
+    return {
+        "version": "2.0",
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {k.lower(): v for k, v in headers.items()} | {"host": DOMAIN},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "bench",
+            "domainName": DOMAIN,
+            "domainPrefix": DOMAIN.split(".")[0],
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "bench",
+            },
+            "requestId": uuid.uuid4().hex,
+            "routeKey": f"{method} {path}",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "body": base64.b64encode(body).decode(),
+        "isBase64Encoded": True,
+    }
+
+
+def basic(client_id, secret):
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def token_event(client_id, secret, **form):
+    body = urllib.parse.urlencode(form).encode()
+    return apigw_event(
+        "POST",
+        "/oauth/v2/token",
+        {
+            "authorization": basic(client_id, secret),
+            "content-type": "application/x-www-form-urlencoded",
+        },
+        body,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Runtime API
+
+
+class Invocation:
+    def __init__(self, event):
+        self.id = uuid.uuid4().hex
+        self.event = json.dumps(event).encode()
+        self.done = threading.Event()
+        self.response = None
+        self.error = None
+        self.t_enqueued = time.perf_counter()
+        self.t_next = None
+        self.t_response = None
+        self.on_response = None  # called in the handler before the function gets its 202
+
+
+class RuntimeAPI:
+    def __init__(self):
+        self.pending = queue.Queue()
+        self.by_id = {}
+        self.lock = threading.Lock()
+        self.next_calls = []  # perf_counter of every /next request's arrival
+        self.on_next = None  # called when a /next arrives, before it blocks
+        self.init_errors = []
+        api = self
+
+        class H(Handler):
+            def reply(self, status, body=b"", headers=()):
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path != RUNTIME_PREFIX + "/invocation/next":
+                    return self.reply(404)
+                t = time.perf_counter()
+                with api.lock:
+                    api.next_calls.append(t)
+                if api.on_next:
+                    api.on_next(t)
+                inv = api.pending.get()
+                if inv is None:  # shutdown
+                    return self.reply(503)
+                inv.t_next = time.perf_counter()
+                with api.lock:
+                    api.by_id[inv.id] = inv
+                deadline = int(time.time() * 1000) + 30_000
+                self.reply(
+                    200,
+                    inv.event,
+                    [
+                        ("Content-Type", "application/json"),
+                        ("Lambda-Runtime-Aws-Request-Id", inv.id),
+                        ("Lambda-Runtime-Deadline-Ms", str(deadline)),
+                        (
+                            "Lambda-Runtime-Invoked-Function-Arn",
+                            "arn:aws:lambda:us-east-1:123456789012:function:token",
+                        ),
+                        ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000"),
+                    ],
+                )
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if self.path == RUNTIME_PREFIX + "/init/error":
+                    api.init_errors.append(body.decode(errors="replace"))
+                    return self.reply(202)
+                parts = self.path[len(RUNTIME_PREFIX) :].strip("/").split("/")
+                if len(parts) != 3 or parts[0] != "invocation":
+                    return self.reply(404)
+                with api.lock:
+                    inv = api.by_id.pop(parts[1], None)
+                if inv is None:
+                    return self.reply(400)
+                inv.t_response = time.perf_counter()
+                if parts[2] == "response":
+                    inv.response = json.loads(body or b"null")
+                else:
+                    inv.error = body.decode(errors="replace")
+                if inv.on_response:
+                    inv.on_response(inv)
+                inv.done.set()
+                self.reply(202)
+
+        self.server = Server(("127.0.0.1", 0), H)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+    def submit(self, event, on_response=None):
+        inv = Invocation(event)
+        inv.on_response = on_response
+        self.pending.put(inv)
+        return inv
+
+    def invoke(self, event, timeout=30):
+        inv = self.submit(event)
+        if not inv.done.wait(timeout):
+            raise RuntimeError("invocation timed out")
+        return inv
+
+    def close(self):
+        self.server.shutdown()
+
+
+def function_env(args, runtime_api, endpoint):
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k in ("PATH", "HOME", "LANG", "TZ")
+    }
+    env.update(
+        {
+            "AWS_LAMBDA_RUNTIME_API": runtime_api,
+            "AWS_LAMBDA_FUNCTION_NAME": "token",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/token",
+            "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_ENDPOINT_URL": endpoint,
+            "TABLE_NAME": args.table,
+            "SIGNING_KEYS_SECRET_ID": args.secret_id,
+            "ACCESS_TOKEN_ALG": args.alg,
+            "AWS_LAMBDA_LOG_LEVEL": "WARN",
+            "RUST_LOG": "warn",
+        }
+    )
+    return env
+
+
+def start_function(args, runtime_api, endpoint):
+    return subprocess.Popen(
+        [args.binary],
+        env=function_env(args, runtime_api, endpoint),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=open(args.function_log, "ab"),
+    )
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def response_json(inv):
+    if inv.error or not inv.response:
+        raise RuntimeError(f"function error: {inv.error or inv.response}")
+    body = inv.response.get("body") or ""
+    if inv.response.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode()
+    return inv.response.get("statusCode"), json.loads(body or "null")
+
+
+# --------------------------------------------------------------------------------------------
+# Cold start
+
+
+def cold_start_once(args, event, moto_pid):
+    api = RuntimeAPI()
+    marks = {}
+    state = {"proc": None}
+
+    def on_next(t):
+        # First poll = init finished; read the function's CPU while it waits for the event.
+        if "t_first_next" not in marks:
+            marks["t_first_next"] = t
+            marks["cpu_at_next"] = proc_cpu(state["proc"].pid)
+
+    def on_response(inv):
+        pid = state["proc"].pid
+        marks["t_response"] = time.perf_counter()
+        marks["cpu_at_response"] = proc_cpu(pid)
+        marks["vm_hwm_kib"] = proc_status_kib(pid, "VmHWM")
+        marks["moto_cpu_end"] = proc_tree_cpu_ns(moto_pid)
+
+    api.on_next = on_next
+    inv = api.submit(event, on_response)
+    moto_start = proc_tree_cpu_ns(moto_pid)
+    t0 = time.perf_counter()
+    state["proc"] = start_function(args, api.address, args.endpoint)
+    ok = inv.done.wait(60)
+    stop(state["proc"])
+    api.pending.put(None)
+    api.close()
+    if not ok:
+        raise RuntimeError("cold start: no response within 60 s")
+    status, body = response_json(inv)
+    if status != 200:
+        raise RuntimeError(f"cold start: status {status}: {body}")
+    sched, ticks = marks["cpu_at_response"]
+    init_sched = marks["cpu_at_next"][0] if marks.get("cpu_at_next") else None
+    return {
+        "wall_ms": (marks["t_response"] - t0) * 1e3,
+        "init_wall_ms": (marks["t_first_next"] - t0) * 1e3,
+        "invoke_wall_ms": (marks["t_response"] - inv.t_next) * 1e3,
+        "cpu_ms": sched / 1e6,
+        "cpu_stat_ms": ticks / 1e6,
+        "init_cpu_ms": init_sched / 1e6 if init_sched is not None else None,
+        "off_cpu_ms": (marks["t_response"] - t0) * 1e3 - sched / 1e6,
+        "moto_cpu_ms": (marks["moto_cpu_end"] - moto_start) / 1e6,
+        "vm_hwm_mib": marks["vm_hwm_kib"] / 1024,
+    }
+
+
+def cold_start(args):
+    paths = {
+        "client_credentials": lambda: token_event(
+            args.cc_client_id, args.cc_client_secret, grant_type="client_credentials", scope="read"
+        ),
+        "password": lambda: token_event(
+            args.pw_client_id,
+            args.pw_client_secret,
+            grant_type="password",
+            username=args.username,
+            password=args.password,
+            scope="read",
+        ),
+    }
+    out = {}
+    for name, make_event in paths.items():
+        runs = []
+        for i in range(args.repeat):
+            runs.append(cold_start_once(args, make_event(), args.moto_pid))
+            log(f"cold start {name} #{i + 1}: " + ", ".join(f"{k}={v:.1f}" for k, v in runs[-1].items() if v is not None))
+        median = {
+            k: statistics.median(r[k] for r in runs)
+            for k in runs[0]
+            if runs[0][k] is not None
+        }
+        out[name] = {"median": median, "runs": runs}
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Counting proxy
+
+
+class CountingProxy:
+    def __init__(self, upstream_port):
+        self.calls = []
+        self.lock = threading.Lock()
+        proxy = self
+        local = threading.local()
+
+        def upstream():
+            if getattr(local, "conn", None) is None:
+                local.conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
+            return local.conn
+
+        class H(Handler):
+            def forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                target = self.headers.get("X-Amz-Target") or f"{self.command} {self.path}"
+                with proxy.lock:
+                    proxy.calls.append(target)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+                for attempt in range(2):
+                    conn = upstream()
+                    try:
+                        conn.request(self.command, self.path, body=body, headers=headers)
+                        resp = conn.getresponse()
+                        data = resp.read()
+                        break
+                    except (http.client.HTTPException, OSError):
+                        conn.close()
+                        local.conn = None
+                        if attempt:
+                            raise
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("connection", "transfer-encoding", "content-length", "server", "date"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = forward
+
+        self.server = Server(("127.0.0.1", 0), H)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def take(self):
+        with self.lock:
+            calls, self.calls = self.calls, []
+        counts = {}
+        for c in calls:
+            short = c.split(".", 1)[1] if "." in c else c
+            counts[short] = counts.get(short, 0) + 1
+        return counts
+
+
+def calls(args):
+    proxy = CountingProxy(args.moto_port)
+    api = RuntimeAPI()
+    proc = start_function(args, api.address, f"http://127.0.0.1:{proxy.port}")
+    out = {}
+    try:
+
+        def run(name, event, expect=200):
+            inv = api.invoke(event)
+            status, body = response_json(inv)
+            if status != expect:
+                raise RuntimeError(f"{name}: status {status}: {body}")
+            out[name] = proxy.take()
+            log(f"calls {name}: {out[name]}")
+            return body
+
+        cc = dict(grant_type="client_credentials", scope="read")
+        run("client_credentials (cold: key set load)", token_event(args.cc_client_id, args.cc_client_secret, **cc))
+        run("client_credentials", token_event(args.cc_client_id, args.cc_client_secret, **cc))
+        body = run(
+            "password (refresh issued)",
+            token_event(
+                args.pw_client_id,
+                args.pw_client_secret,
+                grant_type="password",
+                username=args.username,
+                password=args.password,
+                scope="read",
+            ),
+        )
+        body = run(
+            "refresh_token",
+            token_event(
+                args.pw_client_id,
+                args.pw_client_secret,
+                grant_type="refresh_token",
+                refresh_token=body["refresh_token"],
+            ),
+        )
+        run(
+            "password, wrong password",
+            token_event(
+                args.pw_client_id,
+                args.pw_client_secret,
+                grant_type="password",
+                username=args.username,
+                password="not-the-password",
+                scope="read",
+            ),
+            expect=400,
+        )
+        run(
+            "password, unknown user (first failure of its window)",
+            token_event(
+                args.pw_client_id,
+                args.pw_client_secret,
+                grant_type="password",
+                username="nobody-" + uuid.uuid4().hex[:12],
+                password="not-the-password",
+                scope="read",
+            ),
+            expect=400,
+        )
+        run(
+            "password, wrong password again (same window)",
+            token_event(
+                args.pw_client_id,
+                args.pw_client_secret,
+                grant_type="password",
+                username=args.username,
+                password="not-the-password",
+                scope="read",
+            ),
+            expect=400,
+        )
+        run(
+            "password after a failure (counter reset)",
+            token_event(
+                args.pw_client_id,
+                args.pw_client_secret,
+                grant_type="password",
+                username=args.username,
+                password=args.password,
+                scope="read",
+            ),
+        )
+    finally:
+        stop(proc)
+        api.pending.put(None)
+        api.close()
+        proxy.server.shutdown()
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Throughput
+
+
+class FrontEnd:
+    """HTTP -> API Gateway v2 event -> runtime API -> HTTP response."""
+
+    def __init__(self, api):
+        self.statuses = {}
+        front = self
+
+        class H(Handler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                path = self.path.split("?", 1)[0]
+                event = apigw_event("POST", path, dict(self.headers.items()), body)
+                inv = api.submit(event)
+                if not inv.done.wait(30) or not inv.response:
+                    status, headers, data = 502, {}, b'{"error":"bad_gateway"}'
+                else:
+                    r = inv.response
+                    status = r.get("statusCode", 502)
+                    headers = r.get("headers") or {}
+                    data = r.get("body") or ""
+                    data = base64.b64decode(data) if r.get("isBase64Encoded") else data.encode()
+                front.statuses[status] = front.statuses.get(status, 0) + 1
+                self.send_response(status)
+                for k, v in headers.items():
+                    if k.lower() not in ("content-length", "connection"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = Server(("127.0.0.1", 0), H)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def python_load(url_port, body, auth, seconds, concurrency):
+    """Fallback load generator when wrk is missing: closed loop, `concurrency` connections."""
+    stop_at = time.perf_counter() + seconds
+    counts = [0] * concurrency
+
+    def worker(i):
+        conn = http.client.HTTPConnection("127.0.0.1", url_port, timeout=30)
+        while time.perf_counter() < stop_at:
+            conn.request(
+                "POST",
+                "/oauth/v2/token",
+                body=body,
+                headers={"Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"},
+            )
+            conn.getresponse().read()
+            counts[i] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.perf_counter() - t0), "python"
+
+
+def wrk_load(port, body, auth, seconds, concurrency):
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    script.write(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
+        f'wrk.headers["Authorization"] = "{auth}"\n'
+    )
+    script.close()
+    threads = min(2, concurrency)
+    result = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{concurrency}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "--latency",
+            "-s",
+            script.name,
+            f"http://127.0.0.1:{port}/oauth/v2/token",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    os.unlink(script.name)
+    rps = None
+    latency = {}
+    for line in result.stdout.splitlines():
+        s = line.split()
+        if line.startswith("Requests/sec:"):
+            rps = float(s[1])
+        elif len(s) == 2 and s[0] in ("50%", "99%"):
+            latency[s[0]] = s[1]
+    log("wrk: " + " | ".join(l.strip() for l in result.stdout.splitlines() if l.strip()))
+    return rps, latency
+
+
+def throughput(args):
+    api = RuntimeAPI()
+    front = FrontEnd(api)
+    procs = [start_function(args, api.address, args.endpoint) for _ in range(args.concurrency)]
+    body = f"grant_type=client_credentials&scope=read"
+    auth = basic(args.cc_client_id, args.cc_client_secret)
+    try:
+        # Warm every instance (keys loaded, connections open).
+        warm = [
+            api.submit(token_event(args.cc_client_id, args.cc_client_secret, grant_type="client_credentials", scope="read"))
+            for _ in range(args.concurrency * 3)
+        ]
+        for inv in warm:
+            if not inv.done.wait(60):
+                raise RuntimeError("throughput warm-up timed out")
+            status, payload = response_json(inv)
+            if status != 200:
+                raise RuntimeError(f"warm-up: {status} {payload}")
+        front.statuses.clear()
+        moto0 = proc_tree_cpu_ns(args.moto_pid, ticks=True)
+        fn0 = sum(proc_cpu(p.pid)[1] for p in procs)
+        load0 = os.getloadavg()[0]
+        me0 = self_cpu_ns()
+        ch0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        latency = {}
+        if shutil.which("wrk") and not args.python_load:
+            rps, latency = wrk_load(front.port, body, auth, args.seconds, args.concurrency)
+            tool = "wrk"
+        else:
+            rps, tool = python_load(front.port, body, auth, args.seconds, args.concurrency)
+        wall = time.perf_counter() - t0
+        ch1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        moto = proc_tree_cpu_ns(args.moto_pid, ticks=True) - moto0
+        fn = sum(proc_cpu(p.pid)[1] for p in procs) - fn0
+        me = self_cpu_ns() - me0
+        gen = (ch1.ru_utime + ch1.ru_stime - ch0.ru_utime - ch0.ru_stime) * 1e9
+        if tool == "python":
+            gen, me = me * 0.5, me * 0.5  # same process: split is not observable; reported as such
+        total = sum(front.statuses.values())
+        ok = sum(v for k, v in front.statuses.items() if 200 <= k < 300)
+        ncpu = os.cpu_count()
+
+        def share(ns):
+            return {"cores": ns / 1e9 / wall, "pct_of_machine": 100 * ns / 1e9 / wall / ncpu}
+
+        return {
+            "tool": tool,
+            "seconds": wall,
+            "concurrency": args.concurrency,
+            "instances": args.concurrency,
+            "requests_per_s": rps,
+            "requests": total,
+            "non_2xx": total - ok,
+            "latency": latency,
+            "cpu": {
+                "moto": share(moto),
+                "function_instances": share(fn),
+                "runtime_api_emulator": share(me),
+                "load_generator": share(gen),
+            },
+            "loadavg_1m_before_after": [load0, os.getloadavg()[0]],
+            "function_cpu_ms_per_request": fn / 1e6 / ok if ok else None,
+            "moto_cpu_ms_per_request": moto / 1e6 / ok if ok else None,
+        }
+    finally:
+        for p in procs:
+            stop(p)
+        for _ in procs:
+            api.pending.put(None)
+        front.server.shutdown()
+        api.close()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("what", choices=["coldstart", "calls", "throughput", "all"])
+    p.add_argument("--binary", required=True)
+    p.add_argument("--moto-port", type=int, required=True)
+    p.add_argument("--moto-pid", type=int, required=True)
+    p.add_argument("--table", required=True)
+    p.add_argument("--secret-id", required=True)
+    p.add_argument("--alg", default="RS256")
+    p.add_argument("--cc-client-id", required=True)
+    p.add_argument("--cc-client-secret", required=True)
+    p.add_argument("--pw-client-id", required=True)
+    p.add_argument("--pw-client-secret", required=True)
+    p.add_argument("--username", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--seconds", type=int, default=10)
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--python-load", action="store_true")
+    p.add_argument("--function-log", default=os.devnull)
+    args = p.parse_args()
+    args.endpoint = f"http://127.0.0.1:{args.moto_port}"
+    out = {"alg": args.alg}
+    if args.what in ("coldstart", "all"):
+        out["cold_start"] = cold_start(args)
+    if args.what in ("calls", "all"):
+        out["calls"] = calls(args)
+    if args.what in ("throughput", "all"):
+        out["throughput"] = throughput(args)
+    json.dump(out, sys.stdout, indent=2)
+    print()
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    main()

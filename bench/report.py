@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""Collects the figures of one `make bench` run, prints them next to SPEC §10's targets and
+writes bench-results.json. Inputs (from bench/run.sh, all optional): <work>/criterion
+(CRITERION_HOME), criterion-meta.json, local.json, x86.json, zips.json."""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+MIB = 1024 * 1024
+
+# SPEC §10 (and §4/§7 for equal time and call budgets).
+TARGETS = {
+    "warm_cc_ms.ES256": 0.04,
+    "warm_cc_ms.RS256": 0.30,
+    "cold_start_cpu_ms": 25.0,
+    "cold_start_rss_mib": 20.0,
+    "zip_mib": 4.0,
+    "equal_time_ratio": 1.10,
+}
+SPEC_CALLS = {
+    "client_credentials": {"GetItem": 1},
+    "password (refresh issued)": {"BatchGetItem": 1, "PutItem": 1},
+    "refresh_token": {"BatchGetItem": 1, "UpdateItem": 1},
+    "password, wrong password": {"BatchGetItem": 1, "UpdateItem": 1},
+    "password, unknown user (first failure of its window)": {"BatchGetItem": 1, "UpdateItem": 1},
+    "password, wrong password again (same window)": {"BatchGetItem": 1, "UpdateItem": 1},
+    "password after a failure (counter reset)": {"BatchGetItem": 1, "PutItem": 1, "UpdateItem": 1},
+}
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def criterion_results(root):
+    """{"group/bench": {"median_ns", "mean_ns", "ci_low_ns", "ci_high_ns"}}"""
+    out = {}
+    if not os.path.isdir(root):
+        return out
+    for group in sorted(os.listdir(root)):
+        gdir = os.path.join(root, group)
+        if not os.path.isdir(gdir):
+            continue
+        for bench in sorted(os.listdir(gdir)):
+            est = load(os.path.join(gdir, bench, "new", "estimates.json"))
+            if not est:
+                continue
+            med = est["median"]
+            out[f"{group}/{bench}"] = {
+                "median_ns": med["point_estimate"],
+                "median_ci_ns": [
+                    med["confidence_interval"]["lower_bound"],
+                    med["confidence_interval"]["upper_bound"],
+                ],
+                "mean_ns": est["mean"]["point_estimate"],
+            }
+    return out
+
+
+def verdict(value, limit):
+    if value is None or limit is None:
+        return ""
+    return "MET" if value <= limit else "NOT MET"
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--work", required=True)
+    p.add_argument("--out", required=True)
+    a = p.parse_args()
+
+    crit = criterion_results(os.path.join(a.work, "criterion"))
+    meta = load(os.path.join(a.work, "criterion-meta.json")) or {}
+    local = load(os.path.join(a.work, "local.json")) or {}
+    x86 = load(os.path.join(a.work, "x86.json")) or {}
+    zips = load(os.path.join(a.work, "zips.json"))
+
+    rows = []  # (section, item, value, target, verdict)
+
+    def row(section, item, value, target="", ok=""):
+        rows.append((section, item, value, target, ok))
+
+    def ms(key):
+        r = crit.get(key)
+        return r["median_ns"] / 1e6 if r else None
+
+    summary = {"targets": {}}
+
+    # --- in-process ---------------------------------------------------------------------
+    clock = meta.get("clock", "?")
+    if crit:
+        sec = f"in-process, criterion median ({clock} time)"
+        for alg in ("ES256", "RS256", "EdDSA"):
+            h, s = ms(f"token_cc/{alg}"), ms(f"sign/{alg}")
+            if h is None:
+                continue
+            limit = TARGETS.get(f"warm_cc_ms.{alg}")
+            v = verdict(h, limit)
+            if limit:
+                summary["targets"][f"warm client_credentials {alg} <= {limit} ms"] = v
+            ratio = f", handler/sign {h / s:.2f}x" if s else ""
+            row(sec, f"client_credentials token {alg}", f"{h:.4f} ms (sign alone {s:.4f} ms{ratio})",
+                f"<= {limit} ms" if limit else "", v)
+        for alg in ("ES256", "RS256", "EdDSA"):
+            v = ms(f"introspect/{alg}")
+            if v is not None:
+                row(sec, f"introspection (valid {alg} token)", f"{v:.4f} ms")
+        kl = ms("keyset_load/init_6_keys")
+        if kl is not None:
+            row(sec, "key set load (6 keys: active+next x 3 algs)", f"{kl:.3f} ms (cold-start share)")
+        first = meta.get("first_calls_in_process") or {}
+        if first:
+            row(sec, "first vs second call in a fresh process: random_bytes",
+                f"{first['first_random_bytes_cpu_ms']:.2f} ms vs {first['second_random_bytes_cpu_ms']:.4f} ms (aws-lc DRBG seeding)")
+            row(sec, "first vs second call in a fresh process: key set load",
+                f"{first['first_keyset_load_cpu_ms']:.2f} ms vs {first['second_keyset_load_cpu_ms']:.2f} ms")
+        pw = ms("token_password/ES256")
+        if pw is not None:
+            row(sec, f"password grant (argon2id {meta.get('argon2_phc_params', '?')})", f"{pw:.2f} ms")
+        u, w = ms("equal_time_password/unknown_user"), ms("equal_time_password/wrong_password")
+        if u and w:
+            r = max(u, w) / min(u, w)
+            v = verdict(r, TARGETS["equal_time_ratio"])
+            summary["targets"]["equal time: unknown user vs wrong password within 10%"] = v
+            row(sec, "equal time: unknown user / wrong password", f"{u:.2f} / {w:.2f} ms, ratio {r:.3f}",
+                "ratio <= 1.10", v)
+        names = ("unknown_client", "wrong_secret", "disabled_client")
+        vals = [ms(f"equal_time_client/{n}") for n in names]
+        if all(vals):
+            r = max(vals) / min(vals)
+            v = verdict(r, TARGETS["equal_time_ratio"])
+            summary["targets"]["equal time: client auth failures within 10%"] = v
+            row(sec, "equal time: unknown client / wrong secret / disabled",
+                " / ".join(f"{x * 1e3:.2f}" for x in vals) + f" µs, max/min {r:.3f}", "ratio <= 1.10", v)
+
+    # --- cold start ----------------------------------------------------------------------
+    cold = local.get("cold_start")
+    if cold:
+        sec = f"cold start, x86_64 release, ACCESS_TOKEN_ALG={local.get('alg')} (median of {len(cold['client_credentials']['runs'])})"
+        for path, m in ((k, v["median"]) for k, v in cold.items()):
+            cpu_v = verdict(m["cpu_ms"], TARGETS["cold_start_cpu_ms"]) if path == "client_credentials" else ""
+            rss_v = verdict(m["vm_hwm_mib"], TARGETS["cold_start_rss_mib"]) if path == "client_credentials" else ""
+            if path == "client_credentials":
+                summary["targets"]["cold start function CPU <= 25 ms"] = cpu_v
+                summary["targets"]["peak RSS (client_credentials) <= 20 MiB"] = rss_v
+            row(sec, f"{path}: function CPU to first response",
+                f"{m['cpu_ms']:.1f} ms (init {m.get('init_cpu_ms', 0):.1f} + handler {m['cpu_ms'] - m.get('init_cpu_ms', 0):.1f}; utime+stime {m['cpu_stat_ms']:.0f} ms)",
+                "<= 25 ms" if cpu_v else "", cpu_v)
+            row(sec, f"{path}: wall, process start to response",
+                f"{m['wall_ms']:.1f} ms (init {m['init_wall_ms']:.1f}, invoke {m['invoke_wall_ms']:.1f}; off-CPU {m['off_cpu_ms']:.1f}, moto CPU {m['moto_cpu_ms']:.1f})")
+            row(sec, f"{path}: peak RSS (VmHWM)", f"{m['vm_hwm_mib']:.1f} MiB",
+                "<= 20 MiB" if rss_v else "", rss_v)
+
+    # --- calls ---------------------------------------------------------------------------
+    calls = local.get("calls")
+    if calls:
+        sec = "AWS calls per request (counting proxy -> moto)"
+        summary["calls_vs_spec"] = {}
+        for name, counts in calls.items():
+            spec = SPEC_CALLS.get(name)
+            got = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none"
+            ok = "" if spec is None else ("= SPEC §7" if counts == spec else "differs from SPEC §7")
+            want = "" if spec is None else ", ".join(f"{v} {k}" for k, v in sorted(spec.items()))
+            if spec is not None:
+                summary["calls_vs_spec"][name] = ok
+            row(sec, name, got, want, ok)
+
+    # --- throughput ----------------------------------------------------------------------
+    tp = local.get("throughput")
+    if tp:
+        sec = f"throughput, client_credentials, {tp['seconds']:.0f} s, concurrency {tp['concurrency']} ({tp['instances']} instances, {tp['tool']})"
+        lat = tp.get("latency", {})
+        row(sec, "requests/s", f"{tp['requests_per_s']:.1f} ({tp['non_2xx']} non-2xx; p50 {lat.get('50%', '?')}, p99 {lat.get('99%', '?')})")
+        c = tp["cpu"]
+        row(sec, "CPU, cores busy (share of machine)",
+            "; ".join(f"{k} {v['cores']:.2f} ({v['pct_of_machine']:.0f}%)" for k, v in c.items()))
+        row(sec, "CPU per request", f"function {tp['function_cpu_ms_per_request']:.2f} ms, moto {tp['moto_cpu_ms_per_request']:.2f} ms"
+            + f" (load avg {tp['loadavg_1m_before_after'][0]:.1f}->{tp['loadavg_1m_before_after'][1]:.1f})")
+
+    # --- sizes ---------------------------------------------------------------------------
+    sec = "size"
+    if x86:
+        row(sec, "x86_64 release token binary", f"{x86['x86_64_release_token_bytes'] / MIB:.2f} MiB")
+    if zips is not None:
+        worst = None
+        for name, z in zips.items():
+            mib = z["zip_bytes"] / MIB
+            v = verdict(mib, TARGETS["zip_mib"])
+            worst = v if worst in (None, "MET") else worst
+            row(sec, f"arm64 {name}/bootstrap.zip", f"{mib:.2f} MiB (bootstrap {z['bootstrap_bytes'] / MIB:.2f} MiB)", "<= 4 MiB", v)
+        if worst:
+            summary["targets"]["arm64 zips <= 4 MiB"] = worst
+    else:
+        row(sec, "arm64 zips", "skipped (BENCH_SKIP_ARM64)")
+
+    result = {
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "host": {"machine": platform.machine(), "cpus": os.cpu_count(), "loadavg": os.getloadavg()},
+        "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+        "summary": summary,
+        "criterion": crit,
+        "criterion_meta": meta,
+        "local_stack": local,
+        "x86_64": x86,
+        "arm64_zips": zips,
+        "table": [dict(zip(("section", "item", "value", "target", "verdict"), r)) for r in rows],
+    }
+    with open(a.out, "w") as f:
+        json.dump(result, f, indent=2)
+
+    w_item = max((len(r[1]) for r in rows), default=10)
+    last = None
+    for sec, item, value, target, ok in rows:
+        if sec != last:
+            print(f"\n{sec}")
+            last = sec
+        tail = f"   [{target}: {ok}]" if target else ""
+        print(f"  {item:<{w_item}}  {value}{tail}")
+    print("\nTargets:")
+    for k, v in summary["targets"].items():
+        print(f"  {v:<8} {k}")
+    print(f"\nwritten: {a.out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# `make bench`: every SPEC §10 figure in one run; prints a table, writes bench-results.json.
+#   1. criterion (in-process, shared/benches/token.rs): warm token CPU per alg, bare signature,
+#      password grant, introspection, equal-time failure paths.
+#   2. cold start of the x86_64 release binary behind a minimal Lambda Runtime API + moto.
+#   3. AWS calls per request type (counting proxy between the binary and moto).
+#   4. throughput on loopback (wrk -> runtime API front end -> N instances -> moto).
+#   5. arm64 release zips (cargo lambda build), unless BENCH_SKIP_ARM64=1.
+#
+# Knobs: BENCH_OUT (bench-results.json), BENCH_MOTO_PORT (4599), BENCH_ALG (RS256, the default
+#        ACCESS_TOKEN_ALG), BENCH_COLD_REPEAT (5), BENCH_LOAD_SECONDS (10),
+#        BENCH_CONCURRENCY (4), BENCH_SKIP_ARM64, BENCH_SKIP_CRITERION, BENCH_SKIP_LOCAL,
+#        BENCH_CLOCK=wall (criterion on wall time instead of process CPU time),
+#        BENCH_CRITERION_ARGS (default: --warm-up-time 1 --measurement-time 3).
+# Builds run one after another (never in parallel), nothing is cleaned.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export PATH="$ROOT/.venv/bin:$PATH"
+
+OUT="${BENCH_OUT:-$ROOT/bench-results.json}"
+WORK="$ROOT/.local/bench"
+MOTO_PORT="${BENCH_MOTO_PORT:-4599}"
+ALG="${BENCH_ALG:-RS256}"
+TABLE="bench-oauth"
+SECRET_ID="bench-oauth-keys"
+PY="$ROOT/.venv/bin/python"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+mkdir -p "$WORK"
+# Only this run's figures reach the report.
+rm -rf "$WORK/criterion" "$WORK"/*.json
+MOTO_STARTED=""
+cleanup() {
+    if [[ -n "$MOTO_STARTED" ]]; then
+        "$ROOT/infra/scripts/moto.sh" stop "$MOTO_PORT" || true
+    fi
+}
+trap cleanup EXIT
+
+say "python venv (moto, cargo-lambda)"
+"$ROOT/infra/scripts/venv.sh"
+
+if ! command -v wrk >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        say "installing wrk (Debian package) for the throughput run"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null 2>&1 ||
+            echo "bench: wrk not installed; the Python load generator will be used" >&2
+    fi
+fi
+
+# --- 1. criterion ----------------------------------------------------------------------
+CRIT_DIR="$WORK/criterion"
+if [[ -z "${BENCH_SKIP_CRITERION:-}" ]]; then
+    say "criterion: cargo bench -p shared --bench token"
+    # shellcheck disable=SC2086  # word splitting of the argument list is intended
+    CRITERION_HOME="$CRIT_DIR" BENCH_META="$WORK/criterion-meta.json" \
+        cargo bench -p shared --bench token -- \
+        ${BENCH_CRITERION_ARGS:---warm-up-time 1 --measurement-time 3} 2>&1 |
+        tee "$WORK/criterion.log" | grep -E 'time:|^[a-z_]+/[A-Za-z0-9_]+$' >&2 || true
+    [[ "${PIPESTATUS[0]}" == 0 ]] || die "cargo bench failed (log: $WORK/criterion.log)"
+fi
+
+# --- 2-4. local stack ------------------------------------------------------------------
+if [[ -z "${BENCH_SKIP_LOCAL:-}" ]]; then
+    say "cargo build --release -p token (x86_64), cargo build -p oauthctl"
+    cargo build --release -p token
+    cargo build -p oauthctl
+    BIN="$TARGET/release/token"
+    OAUTHCTL="$TARGET/debug/oauthctl"
+
+    say "moto_server on 127.0.0.1:$MOTO_PORT (fresh)"
+    "$ROOT/infra/scripts/moto.sh" stop "$MOTO_PORT"
+    "$ROOT/infra/scripts/moto.sh" start "$MOTO_PORT"
+    MOTO_STARTED=1
+    MOTO_PID="$(cat "$ROOT/.local/moto-$MOTO_PORT.pid")"
+
+    export TABLE_NAME="$TABLE" SIGNING_KEYS_SECRET_ID="$SECRET_ID" AWS_REGION=us-east-1 \
+        AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true \
+        AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
+    field() { "$PY" -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+    "$OAUTHCTL" init >/dev/null
+    cc_json="$("$OAUTHCTL" client create --name bench-cc --grant client_credentials --scope read)"
+    pw_json="$("$OAUTHCTL" client create --name bench-pw --grant password --grant refresh_token --scope read)"
+    BENCH_PASSWORD="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(18))')"
+    "$OAUTHCTL" user create --username bench-user --password="$BENCH_PASSWORD" >/dev/null
+
+    say "cold start, AWS calls per request, throughput (ACCESS_TOKEN_ALG=$ALG)"
+    : >"$WORK/function.log"
+    "$PY" "$ROOT/bench/local_stack.py" all \
+        --binary "$BIN" --moto-port "$MOTO_PORT" --moto-pid "$MOTO_PID" \
+        --table "$TABLE" --secret-id "$SECRET_ID" --alg "$ALG" \
+        --cc-client-id="$(field client_id <<<"$cc_json")" \
+        --cc-client-secret="$(field client_secret <<<"$cc_json")" \
+        --pw-client-id="$(field client_id <<<"$pw_json")" \
+        --pw-client-secret="$(field client_secret <<<"$pw_json")" \
+        --username bench-user --password="$BENCH_PASSWORD" \
+        --repeat "${BENCH_COLD_REPEAT:-5}" --seconds "${BENCH_LOAD_SECONDS:-10}" \
+        --concurrency "${BENCH_CONCURRENCY:-4}" --function-log "$WORK/function.log" \
+        >"$WORK/local.json"
+    # The release binary's size on x86_64 (the arm64 zips below are what ships).
+    stat -c '{"x86_64_release_token_bytes": %s}' "$BIN" >"$WORK/x86.json"
+    "$ROOT/infra/scripts/moto.sh" stop "$MOTO_PORT"
+    MOTO_STARTED=""
+fi
+
+# --- 5. arm64 zips ---------------------------------------------------------------------
+if [[ -z "${BENCH_SKIP_ARM64:-}" ]]; then
+    say "cargo lambda build --release --arm64 --output-format zip (zig; several minutes)"
+    cargo lambda build --release --arm64 --output-format zip 2>&1 | tail -n 3 >&2
+    "$PY" - "$TARGET/lambda" >"$WORK/zips.json" <<'EOF'
+import json, os, sys, zipfile
+out = {}
+functions = set(os.listdir("functions"))  # oauthctl is a CLI, not a function
+for name in sorted(os.listdir(sys.argv[1])):
+    if name not in functions:
+        continue
+    z = os.path.join(sys.argv[1], name, "bootstrap.zip")
+    if os.path.isfile(z):
+        with zipfile.ZipFile(z) as f:
+            raw = sum(i.file_size for i in f.infolist())
+        out[name] = {"zip_bytes": os.path.getsize(z), "bootstrap_bytes": raw,
+                     "mtime": int(os.path.getmtime(z))}
+json.dump(out, sys.stdout)
+EOF
+else
+    rm -f "$WORK/zips.json"
+fi
+
+say "report"
+"$PY" "$ROOT/bench/report.py" --work "$WORK" --out "$OUT"

@@ -1,0 +1,502 @@
+//! In-process benchmarks of the token service (SPEC §10), driven through the same
+//! `TokenService::handle` / `TokenInfoService::handle` the Lambda functions call, on the
+//! in-memory store (no I/O).
+//!
+//! Groups (names are read by `bench/run.sh`):
+//! - `token_cc/{RS256,ES256,EdDSA}`: warm client_credentials token, whole handler.
+//! - `sign/{RS256,ES256,EdDSA}`: `Signer::sign_jwt` alone, from a loaded `KeySet`.
+//! - `token_password/ES256`: password grant (argon2id verification included).
+//! - `introspect/{RS256,ES256,EdDSA}`: RFC 7662 introspection of a valid access token.
+//! - `keyset_load/init_6_keys`: parsing the key set `oauthctl init` writes (cold-start share).
+//! - `equal_time_password/{unknown_user,wrong_password}` and
+//!   `equal_time_client/{unknown_client,wrong_secret,disabled_client}`: failure paths whose
+//!   costs must not tell the cases apart.
+//!
+//! The clock is the process CPU time (`CLOCK_PROCESS_CPUTIME_ID`, every thread, so the argon2
+//! work on the blocking pool counts) unless `BENCH_CLOCK=wall`: the targets are CPU budgets and
+//! the machine may be shared, which inflates wall time but not CPU time.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine;
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use shared::config::Config;
+use shared::crypto::sha256_b64;
+use shared::endpoints::token::TokenService;
+use shared::endpoints::tokeninfo::TokenInfoService;
+use shared::error::StoreError;
+use shared::http::{ApiRequest, ApiResponse};
+use shared::keys::rotation::ensure_keys;
+use shared::keys::{Alg, KeySet, KeySetDocument, KeySource};
+use shared::storage::memory::MemoryStore;
+use shared::storage::{Client, GrantType, StoredSecret, User};
+use shared::tokens::{ACCESS_TOKEN_TYP, AccessTokenClaims};
+
+const ISSUER: &str = "https://id.example.com/oauth";
+const SECRET: &str = "Vd2mQ1o8cX4yZ7bN0aR5tU3wE6hJ9kL2pS4fG8dA1qC";
+const PASSWORD: &str = "correct horse battery staple";
+const USERNAME: &str = "alice";
+
+// ---------------------------------------------------------------------------------------------
+// Clock: process CPU time (default) or wall time.
+
+struct Clock {
+    cpu: bool,
+}
+
+fn process_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID) failed");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn wall_ns() -> u64 {
+    use std::sync::OnceLock;
+    use std::time::Instant;
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+impl Measurement for Clock {
+    type Intermediate = u64;
+    type Value = u64;
+
+    fn start(&self) -> u64 {
+        if self.cpu {
+            process_cpu_ns()
+        } else {
+            wall_ns()
+        }
+    }
+    fn end(&self, start: u64) -> u64 {
+        self.start().saturating_sub(start)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, value: &u64) -> f64 {
+        *value as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &NanosFormatter
+    }
+}
+
+struct NanosFormatter;
+
+impl ValueFormatter for NanosFormatter {
+    fn scale_values(&self, ns: f64, values: &mut [f64]) -> &'static str {
+        let (factor, unit) = if ns < 1e3 {
+            (1.0, "ns")
+        } else if ns < 1e6 {
+            (1e-3, "µs")
+        } else if ns < 1e9 {
+            (1e-6, "ms")
+        } else {
+            (1e-9, "s")
+        };
+        values.iter_mut().for_each(|v| *v *= factor);
+        unit
+    }
+
+    fn scale_throughputs(
+        &self,
+        typical: f64,
+        throughput: &Throughput,
+        values: &mut [f64],
+    ) -> &'static str {
+        let per = match *throughput {
+            Throughput::Elements(n) | Throughput::ElementsAndBytes { elements: n, .. } => n as f64,
+            Throughput::Bytes(n) | Throughput::BytesDecimal(n) => n as f64,
+            Throughput::Bits(n) => n as f64,
+        };
+        let _ = typical;
+        values.iter_mut().for_each(|v| *v = per * 1e9 / *v);
+        "elem/s"
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures.
+
+struct StaticKeys(String);
+
+impl KeySource for StaticKeys {
+    async fn load(&self) -> Result<Option<String>, StoreError> {
+        Ok(Some(self.0.clone()))
+    }
+}
+
+fn key_document() -> KeySetDocument {
+    let mut doc = KeySetDocument { keys: vec![] };
+    for alg in Alg::ALL {
+        ensure_keys(&mut doc, alg, shared::now_epoch()).expect("key generation");
+    }
+    doc
+}
+
+fn config(alg: Alg) -> Config {
+    let vars: BTreeMap<&str, String> = [
+        ("TABLE_NAME", "bench".to_owned()),
+        ("SIGNING_KEYS_SECRET_ID", "bench".to_owned()),
+        ("ISSUER", ISSUER.to_owned()),
+        ("ACCESS_TOKEN_ALG", alg.as_str().to_owned()),
+        // Failure paths must keep doing the same work on every iteration: never lock.
+        ("LOCKOUT_THRESHOLD", "1000000000".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    Config::from_lookup(|k| vars.get(k).cloned()).expect("bench config")
+}
+
+fn client(id: &str, grants: Vec<GrantType>, enabled: bool) -> Client {
+    Client {
+        client_id: id.to_owned(),
+        name: id.to_owned(),
+        secrets: vec![StoredSecret {
+            sha256: sha256_b64(SECRET.as_bytes()),
+            expires_at: None,
+        }],
+        api_key_sha256: None,
+        grants,
+        allowed_scopes: ["openid", "profile", "email", "read", "write"]
+            .map(String::from)
+            .to_vec(),
+        default_scopes: vec!["read".to_owned()],
+        redirect_uris: vec![],
+        access_token_ttl: 3600,
+        refresh_token_ttl: 86_400,
+        audience: None,
+        claims: BTreeMap::new(),
+        enabled,
+        created_at: 0,
+    }
+}
+
+/// Clients: `svc` (client_credentials), `app` (password + refresh), `off` (disabled);
+/// user `alice`.
+fn store(password_hash: &str) -> MemoryStore {
+    let store = MemoryStore::default();
+    store.put_client(client("svc", vec![GrantType::ClientCredentials], true));
+    store.put_client(client(
+        "app",
+        vec![GrantType::Password, GrantType::RefreshToken],
+        true,
+    ));
+    store.put_client(client("off", vec![GrantType::ClientCredentials], false));
+    store.put_user(User {
+        username: USERNAME.to_owned(),
+        user_id: "6f0c1d2e-3b4a-4c5d-8e9f-0a1b2c3d4e5f".to_owned(),
+        password_hash: password_hash.to_owned(),
+        claims: BTreeMap::from([("email".to_owned(), "alice@example.com".to_owned())]),
+        enabled: true,
+        created_at: 0,
+    });
+    store
+}
+
+fn form_post(path: &str, client_id: &str, secret: &str, body: &str) -> ApiRequest {
+    let mut headers = http::HeaderMap::new();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"));
+    headers.insert(
+        "authorization",
+        format!("Basic {basic}").parse().expect("header"),
+    );
+    headers.insert(
+        "content-type",
+        "application/x-www-form-urlencoded".parse().expect("header"),
+    );
+    ApiRequest {
+        method: http::Method::POST,
+        path: path.to_owned(),
+        query: None,
+        headers,
+        body: body.as_bytes().to_vec(),
+        domain_name: Some("id.example.com".to_owned()),
+    }
+}
+
+fn cc_request(client_id: &str, secret: &str) -> ApiRequest {
+    form_post(
+        "/oauth/v2/token",
+        client_id,
+        secret,
+        "grant_type=client_credentials&scope=read",
+    )
+}
+
+fn password_request(username: &str, password: &str) -> ApiRequest {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "password")
+        .append_pair("username", username)
+        .append_pair("password", password)
+        .append_pair("scope", "read")
+        .finish();
+    form_post("/oauth/v2/token", "app", SECRET, &body)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    // One thread, as in Lambda; the blocking pool (argon2) is part of it.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn expect_status(response: &ApiResponse, status: u16, what: &str) {
+    assert_eq!(
+        response.status, status,
+        "{what}: unexpected response {}",
+        response.body
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Benchmarks.
+
+/// CPU ms of the first and of a second call of `f`, in this fresh process (cold-start shares
+/// that criterion's repeated iterations cannot see).
+fn first_and_second_cpu_ms(f: impl Fn()) -> (f64, f64) {
+    let t0 = process_cpu_ns();
+    f();
+    let t1 = process_cpu_ns();
+    f();
+    let t2 = process_cpu_ns();
+    ((t1 - t0) as f64 / 1e6, (t2 - t1) as f64 / 1e6)
+}
+
+fn benches(c: &mut Criterion<Clock>) {
+    // Before anything else touches aws-lc: the first random bytes seed its DRBG.
+    let first_random = first_and_second_cpu_ms(|| {
+        std::hint::black_box(shared::crypto::random_bytes::<16>());
+    });
+    let rt = runtime();
+    let doc = key_document();
+    let doc_text = serde_json::to_string(&doc).expect("key set json");
+    let password_hash = shared::password::hash_password(PASSWORD).expect("argon2 hash");
+    let first_keyset = first_and_second_cpu_ms(|| {
+        std::hint::black_box(KeySet::from_document(&doc).expect("key set"));
+    });
+    write_meta(
+        &password_hash,
+        serde_json::json!({
+            "first_random_bytes_cpu_ms": first_random.0,
+            "second_random_bytes_cpu_ms": first_random.1,
+            "first_keyset_load_cpu_ms": first_keyset.0,
+            "second_keyset_load_cpu_ms": first_keyset.1,
+        }),
+    );
+
+    // Warm client_credentials token through the whole handler, per algorithm.
+    let mut group = c.benchmark_group("token_cc");
+    for alg in Alg::ALL {
+        let service = TokenService::new(
+            config(alg),
+            store(&password_hash),
+            StaticKeys(doc_text.clone()),
+        );
+        let request = cc_request("svc", SECRET);
+        expect_status(
+            &rt.block_on(service.handle(&request)),
+            200,
+            "client_credentials",
+        );
+        group.bench_function(alg.as_str(), |b| {
+            b.iter(|| rt.block_on(service.handle(std::hint::black_box(&request))))
+        });
+    }
+    group.finish();
+
+    // The signature alone: serialising header and claims, base64url, signing.
+    let keys = KeySet::from_document(&doc).expect("key set");
+    let claims = AccessTokenClaims {
+        iss: ISSUER.to_owned(),
+        sub: "svc".to_owned(),
+        aud: ISSUER.to_owned(),
+        exp: 2_000_003_600,
+        iat: 2_000_000_000,
+        nbf: 2_000_000_000,
+        jti: "bS1xY2h3c2hlZ2RqZmtsbQ".to_owned(),
+        client_id: "svc".to_owned(),
+        scope: "read".to_owned(),
+        sid: None,
+        username: None,
+        custom: BTreeMap::new(),
+    };
+    let mut group = c.benchmark_group("sign");
+    for alg in Alg::ALL {
+        let signer = keys.signer(alg).expect("active signer");
+        group.bench_function(alg.as_str(), |b| {
+            b.iter(|| {
+                signer
+                    .sign_jwt(ACCESS_TOKEN_TYP, std::hint::black_box(&claims))
+                    .expect("sign")
+            })
+        });
+    }
+    group.finish();
+
+    // Cold-start share: parsing the whole key set (what `oauthctl init` writes: an active and a
+    // next key per algorithm) into signers, verification keys and the JWKS.
+    let mut group = c.benchmark_group("keyset_load");
+    group.sample_size(10);
+    group.bench_function("init_6_keys", |b| {
+        b.iter(|| {
+            KeySet::from_document(
+                &KeySetDocument::parse(std::hint::black_box(&doc_text)).expect("parse"),
+            )
+            .expect("key set")
+        })
+    });
+    group.finish();
+
+    // Introspection of a valid access token (client-authenticated POST).
+    let mut group = c.benchmark_group("introspect");
+    for alg in Alg::ALL {
+        let token_service = TokenService::new(
+            config(alg),
+            store(&password_hash),
+            StaticKeys(doc_text.clone()),
+        );
+        let issued = rt.block_on(token_service.handle(&cc_request("svc", SECRET)));
+        let token =
+            serde_json::from_str::<serde_json::Value>(&issued.body).expect("json")["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned();
+        let service = TokenInfoService::new(
+            config(alg),
+            store(&password_hash),
+            StaticKeys(doc_text.clone()),
+        );
+        let request = form_post(
+            "/oauth/v2/tokeninfo",
+            "svc",
+            SECRET,
+            &format!("token={token}"),
+        );
+        let answer = rt.block_on(service.handle(&request));
+        expect_status(&answer, 200, "introspection");
+        assert!(answer.body.contains("\"active\":true"), "{}", answer.body);
+        group.bench_function(alg.as_str(), |b| {
+            b.iter(|| rt.block_on(service.handle(std::hint::black_box(&request))))
+        });
+    }
+    group.finish();
+
+    // Client authentication failures: all one 401, reached through the same work.
+    let service = TokenService::new(
+        config(Alg::Es256),
+        store(&password_hash),
+        StaticKeys(doc_text.clone()),
+    );
+    let cases = [
+        ("unknown_client", cc_request("nobody", SECRET)),
+        (
+            "wrong_secret",
+            cc_request("svc", "Xd2mQ1o8cX4yZ7bN0aR5tU3wE6hJ9kL2pS4fG8dA1qC"),
+        ),
+        ("disabled_client", cc_request("off", SECRET)),
+    ];
+    let mut group = c.benchmark_group("equal_time_client");
+    for (name, request) in &cases {
+        expect_status(&rt.block_on(service.handle(request)), 401, name);
+        group.bench_function(*name, |b| {
+            b.iter(|| rt.block_on(service.handle(std::hint::black_box(request))))
+        });
+    }
+    group.finish();
+
+    // argon2id-bound groups: few samples.
+    let service = TokenService::new(
+        config(Alg::Es256),
+        store(&password_hash),
+        StaticKeys(doc_text.clone()),
+    );
+    let mut group = c.benchmark_group("token_password");
+    group.sample_size(10);
+    let request = password_request(USERNAME, PASSWORD);
+    expect_status(
+        &rt.block_on(service.handle(&request)),
+        200,
+        "password grant",
+    );
+    group.bench_function("ES256", |b| {
+        b.iter(|| rt.block_on(service.handle(std::hint::black_box(&request))))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("equal_time_password");
+    group.sample_size(10);
+    let cases = [
+        ("unknown_user", password_request("mallory", PASSWORD)),
+        (
+            "wrong_password",
+            password_request(USERNAME, "wrong horse battery staple"),
+        ),
+    ];
+    for (name, request) in &cases {
+        expect_status(&rt.block_on(service.handle(request)), 400, name);
+        group.bench_function(*name, |b| {
+            b.iter(|| rt.block_on(service.handle(std::hint::black_box(request))))
+        });
+    }
+    group.finish();
+}
+
+/// Facts the report prints next to the figures (argon2 parameters as actually stored, clock).
+fn write_meta(password_hash: &str, cold: serde_json::Value) {
+    let Ok(path) = std::env::var("BENCH_META") else {
+        return;
+    };
+    let params = password_hash
+        .split('$')
+        .nth(3)
+        .unwrap_or_default()
+        .to_owned();
+    let meta = serde_json::json!({
+        "argon2_phc_params": params,
+        "argon2_constants": {
+            "m_kib": shared::password::MEMORY_KIB,
+            "t": shared::password::ITERATIONS,
+            "p": shared::password::PARALLELISM,
+        },
+        "clock": if cpu_clock() { "process-cpu" } else { "wall" },
+        "first_calls_in_process": cold,
+    });
+    std::fs::write(path, meta.to_string()).expect("write BENCH_META");
+}
+
+fn cpu_clock() -> bool {
+    std::env::var("BENCH_CLOCK").map_or(true, |v| v != "wall")
+}
+
+fn criterion() -> Criterion<Clock> {
+    Criterion::default()
+        .with_measurement(Clock { cpu: cpu_clock() })
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30)
+        .configure_from_args()
+}
+
+criterion_group! {
+    name = token;
+    config = criterion();
+    targets = benches
+}
+criterion_main!(token);
