@@ -111,7 +111,7 @@ impl ValueFormatter for NanosFormatter {
 
     fn scale_throughputs(
         &self,
-        typical: f64,
+        _typical: f64,
         throughput: &Throughput,
         values: &mut [f64],
     ) -> &'static str {
@@ -120,7 +120,6 @@ impl ValueFormatter for NanosFormatter {
             Throughput::Bytes(n) | Throughput::BytesDecimal(n) => n as f64,
             Throughput::Bits(n) => n as f64,
         };
-        let _ = typical;
         values.iter_mut().for_each(|v| *v = per * 1e9 / *v);
         "elem/s"
     }
@@ -482,7 +481,7 @@ fn write_meta(password_hash: &str, cold: serde_json::Value) {
 }
 
 fn cpu_clock() -> bool {
-    std::env::var("BENCH_CLOCK").map_or(true, |v| v != "wall")
+    std::env::var("BENCH_CLOCK").as_deref() != Ok("wall")
 }
 
 fn criterion() -> Criterion<Clock> {

@@ -12,8 +12,8 @@ use shared::keys::{Alg, KeySetDocument, KeySource};
 use shared::storage::dynamo::DynamoStore;
 use shared::storage::secrets::SecretsKeySource;
 use shared::storage::{
-    Client, ClientDirectory, GrantType, LoginDirectory, RefreshFamilies, RefreshFamily,
-    Revocations, Rotation, StoredSecret, User, UserDirectory,
+    Client, ClientDirectory, Counted, FailureCounters, GrantType, LoginDirectory, RefreshFamilies,
+    RefreshFamily, Revocations, Rotation, StoredSecret, User, UserDirectory,
 };
 
 async fn sdk_config() -> aws_config::SdkConfig {
@@ -132,11 +132,17 @@ async fn clients_and_users_round_trip_and_login_reads_them_in_one_batch() {
 async fn failure_counter_counts_slides_resets_and_clears() {
     let store = fresh_store().await;
     assert_eq!(
-        store.record_login_failure("bob", 100, 900).await.unwrap(),
+        store
+            .record_failure(Counted::User("bob"), 100, 900)
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(
-        store.record_login_failure("bob", 101, 900).await.unwrap(),
+        store
+            .record_failure(Counted::User("bob"), 101, 900)
+            .await
+            .unwrap(),
         2
     );
     let counter = store
@@ -148,10 +154,13 @@ async fn failure_counter_counts_slides_resets_and_clears() {
     assert_eq!((counter.failures, counter.window_end), (2, 1001));
     // After the window the count starts again.
     assert_eq!(
-        store.record_login_failure("bob", 5000, 900).await.unwrap(),
+        store
+            .record_failure(Counted::User("bob"), 5000, 900)
+            .await
+            .unwrap(),
         1
     );
-    store.clear_login_failures("bob").await.unwrap();
+    store.clear_failures(Counted::User("bob")).await.unwrap();
     assert_eq!(
         store
             .login_records("c", "bob")
@@ -162,7 +171,10 @@ async fn failure_counter_counts_slides_resets_and_clears() {
             .failures,
         0
     );
-    store.clear_login_failures("never-failed").await.unwrap();
+    store
+        .clear_failures(Counted::Client("never-failed"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

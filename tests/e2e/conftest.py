@@ -12,6 +12,7 @@ stack         (session) aws_backend + `oauthctl init` + `cargo lambda watch` ser
 Environment knobs
 -----------------
 OAUTH_E2E_SKIP_BUILD=1     do not run `cargo build` first (binaries must already exist).
+OAUTH_E2E_CONCURRENCY=N    instances per function (default 4) so concurrent requests race.
 OAUTH_E2E_START_TIMEOUT=S  seconds to wait for the functions to answer (default 300).
 OAUTH_E2E_RUST_LOG=...     RUST_LOG for the functions (default "info").
 CARGO_TARGET_DIR           honoured when locating target/debug/oauthctl.
@@ -281,6 +282,9 @@ class LambdaWatch:
             "-A", "127.0.0.1", "-P", str(port),
             "--ignore-changes",    # tests must not be restarted by edits
             "--disable-cors",      # let the functions' own CORS headers through
+            # Several instances per function, as Lambda scales out: concurrent requests really
+            # race (refresh rotation, lockout counting) instead of queueing on one process.
+            "--concurrency", os.environ.get("OAUTH_E2E_CONCURRENCY", "4"),
             "--env-file", str(self.env_file),
         ]
         # Function config goes only through --env-file (it takes precedence over the

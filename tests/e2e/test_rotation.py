@@ -147,7 +147,10 @@ def test_no_request_or_verification_fails_while_keys_rotate(stack, rot):
         jwks_url = st.issuer + "/v2/jwks"
         assert requests.get(jwks_url, timeout=60).status_code == 200
         own_cache = ResourceServer(jwks_url, st.issuer)
-        pyjwk_client = jwt.PyJWKClient(jwks_url, timeout=60)  # caches; refetches on unknown kid
+        # Caches the set; refetches on an unknown kid. PyJWT >= 2.13 rate-limits that refetch
+        # (cooldown_duration, default 30 s); forced rotations 3 s apart outpace it by design,
+        # so turn the cooldown off (this is what a rotation-aware relying party configures).
+        pyjwk_client = jwt.PyJWKClient(jwks_url, timeout=60, cooldown_duration=0)
 
         lock = threading.Lock()
         stop = threading.Event()

@@ -9,7 +9,8 @@ use crate::http::{ApiRequest, ApiResponse};
 use crate::keys::{KeyCache, KeySource};
 use crate::request::{parse_body, presented_credentials};
 use crate::storage::{
-    Client, ClientDirectory, GrantType, LoginDirectory, RefreshFamilies, Revocations,
+    Client, ClientDirectory, Counted, FailureCounters, GrantType, LoginDirectory, RefreshFamilies,
+    Revocations,
 };
 use crate::tokens::refresh::RefreshToken;
 use crate::tokens::verify::verify_with_cache;
@@ -20,8 +21,14 @@ pub const TOKEN_PATHS: [&str; 3] = ["/oauth/v2/token", "/oauth2/token", "/api/id
 pub const REVOKE_PATH: &str = "/oauth/v2/revoke";
 
 /// Storage the token function needs.
-pub trait TokenStore: ClientDirectory + LoginDirectory + RefreshFamilies + Revocations {}
-impl<T: ClientDirectory + LoginDirectory + RefreshFamilies + Revocations> TokenStore for T {}
+pub trait TokenStore:
+    ClientDirectory + LoginDirectory + FailureCounters + RefreshFamilies + Revocations
+{
+}
+impl<T: ClientDirectory + LoginDirectory + FailureCounters + RefreshFamilies + Revocations>
+    TokenStore for T
+{
+}
 
 pub struct TokenService<S, K> {
     pub config: Config,
@@ -92,11 +99,41 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
             credentials: &credentials,
             api_key: request.header(&self.config.api_key_header),
         };
-        match grant {
+        let result = match grant {
             GrantType::ClientCredentials => grants::client_credentials::grant(&ctx).await,
             GrantType::Password => grants::password::grant(&ctx).await,
             GrantType::RefreshToken => grants::refresh::grant(&ctx).await,
             GrantType::AuthorizationCode => Err(OAuthError::UnsupportedGrantType),
+        };
+        if let Err(OAuthError::InvalidClient { .. }) = result {
+            self.count_client_failure(&credentials.client().client_id, ctx.now)
+                .await;
+        }
+        result
+    }
+
+    /// Counts failed authentications per presented client id, existing or not (so the write
+    /// reveals nothing), and logs when a client crosses the threshold. It does not lock: client
+    /// secrets are 256-bit and cannot be guessed, and a lock would let anyone who knows a client
+    /// id switch a production integration off.
+    async fn count_client_failure(&self, client_id: &str, now: i64) {
+        if client_id.len() > MAX_CLIENT_ID_LEN {
+            return;
+        }
+        match self
+            .store
+            .record_failure(Counted::Client(client_id), now, self.config.lockout_window)
+            .await
+        {
+            Ok(count) if count == self.config.lockout_threshold => {
+                tracing::warn!(
+                    client_id,
+                    failures = count,
+                    "repeated client authentication failures"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "could not count a client authentication failure"),
         }
     }
 }

@@ -11,7 +11,10 @@ use super::{GrantContext, TokenResponse, check_redirect_uri};
 use crate::error::OAuthError;
 use crate::password::verify_password_off_executor;
 use crate::request::Presented;
-use crate::storage::{GrantType, LoginDirectory, LoginRecords, RefreshFamilies, RefreshFamily};
+use crate::storage::{
+    Counted, FailureCounters, GrantType, LoginDirectory, LoginRecords, RefreshFamilies,
+    RefreshFamily,
+};
 use crate::tokens::refresh::RefreshToken;
 
 /// Longest username looked up (DynamoDB keys are at most 2048 bytes; the CLI refuses longer).
@@ -20,7 +23,7 @@ pub const MAX_USERNAME_LEN: usize = 256;
 const BAD_CREDENTIALS: OAuthError =
     OAuthError::InvalidGrant("the resource owner credentials are invalid");
 
-pub async fn grant<S: LoginDirectory + RefreshFamilies>(
+pub async fn grant<S: LoginDirectory + FailureCounters + RefreshFamilies>(
     ctx: &GrantContext<'_, S>,
 ) -> Result<TokenResponse, OAuthError> {
     let (username, password) = match ctx.credentials {
@@ -67,7 +70,7 @@ pub async fn grant<S: LoginDirectory + RefreshFamilies>(
             if !locked {
                 let counted = ctx
                     .store
-                    .record_login_failure(username, ctx.now, ctx.config.lockout_window)
+                    .record_failure(Counted::User(username), ctx.now, ctx.config.lockout_window)
                     .await?;
                 if counted >= ctx.config.lockout_threshold {
                     tracing::warn!("password login locked after repeated failures");
@@ -77,7 +80,7 @@ pub async fn grant<S: LoginDirectory + RefreshFamilies>(
         }
     };
     if failures > 0 {
-        ctx.store.clear_login_failures(username).await?;
+        ctx.store.clear_failures(Counted::User(username)).await?;
     }
 
     let refresh = if client.allows_grant(GrantType::RefreshToken) {

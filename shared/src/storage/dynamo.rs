@@ -16,8 +16,9 @@ use serde::de::DeserializeOwned;
 
 use super::aws::aws_error_text;
 use super::{
-    AccessTokenState, Client, ClientDirectory, FailureCounter, LoginDirectory, LoginRecords,
-    RefreshFamilies, RefreshFamily, Revocations, RevokedToken, Rotation, User, UserDirectory, keys,
+    AccessTokenState, Client, ClientDirectory, Counted, FailureCounter, FailureCounters,
+    LoginDirectory, LoginRecords, RefreshFamilies, RefreshFamily, Revocations, RevokedToken,
+    Rotation, User, UserDirectory, keys,
 };
 use crate::error::StoreError;
 
@@ -342,14 +343,16 @@ impl LoginDirectory for DynamoStore {
             user_failures: items.remove(&lock_pk).map(decode).transpose()?,
         })
     }
+}
 
-    async fn record_login_failure(
+impl FailureCounters for DynamoStore {
+    async fn record_failure(
         &self,
-        username: &str,
+        counted: Counted<'_>,
         now: i64,
         window: i64,
     ) -> Result<u32, StoreError> {
-        let pk = keys::user_lock(username);
+        let pk = counted.key();
         let window_end = now + window;
         // Live counter: add one and slide the window. Expired or missing: start again at one.
         // Two conditional updates, each one write; a lost race just retries.
@@ -407,11 +410,11 @@ impl LoginDirectory for DynamoStore {
         ))
     }
 
-    async fn clear_login_failures(&self, username: &str) -> Result<(), StoreError> {
+    async fn clear_failures(&self, counted: Counted<'_>) -> Result<(), StoreError> {
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(keys::user_lock(username))))
+            .set_key(Some(Self::key(counted.key())))
             .update_expression("SET failures = :zero")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":zero", n(0))

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::{
-    AccessTokenState, Client, ClientDirectory, FailureCounter, LoginDirectory, LoginRecords,
-    RefreshFamilies, RefreshFamily, Revocations, RevokedToken, Rotation, User, UserDirectory,
+    AccessTokenState, Client, ClientDirectory, Counted, FailureCounter, FailureCounters,
+    LoginDirectory, LoginRecords, RefreshFamilies, RefreshFamily, Revocations, RevokedToken,
+    Rotation, User, UserDirectory,
 };
 use crate::error::StoreError;
 
@@ -15,7 +16,7 @@ pub struct MemoryStore {
     clients: Mutex<HashMap<String, Client>>,
     users: Mutex<HashMap<String, User>>,
     families: Mutex<HashMap<String, RefreshFamily>>,
-    user_failures: Mutex<HashMap<String, FailureCounter>>,
+    failures: Mutex<HashMap<String, FailureCounter>>,
     revoked: Mutex<HashMap<String, RevokedToken>>,
 }
 
@@ -73,22 +74,24 @@ impl LoginDirectory for MemoryStore {
                 .cloned(),
             user: self.users.lock().map_err(poisoned)?.get(username).cloned(),
             user_failures: self
-                .user_failures
+                .failures
                 .lock()
                 .map_err(poisoned)?
-                .get(username)
+                .get(&Counted::User(username).key())
                 .cloned(),
         })
     }
+}
 
-    async fn record_login_failure(
+impl FailureCounters for MemoryStore {
+    async fn record_failure(
         &self,
-        username: &str,
+        counted: Counted<'_>,
         now: i64,
         window: i64,
     ) -> Result<u32, StoreError> {
-        let mut counters = self.user_failures.lock().map_err(poisoned)?;
-        let counter = counters.entry(username.to_owned()).or_default();
+        let mut counters = self.failures.lock().map_err(poisoned)?;
+        let counter = counters.entry(counted.key()).or_default();
         if counter.window_end <= now {
             *counter = FailureCounter {
                 failures: 0,
@@ -96,14 +99,15 @@ impl LoginDirectory for MemoryStore {
             };
         }
         counter.failures += 1;
+        counter.window_end = now + window;
         Ok(counter.failures)
     }
 
-    async fn clear_login_failures(&self, username: &str) -> Result<(), StoreError> {
-        self.user_failures
+    async fn clear_failures(&self, counted: Counted<'_>) -> Result<(), StoreError> {
+        self.failures
             .lock()
             .map_err(poisoned)?
-            .remove(username);
+            .remove(&counted.key());
         Ok(())
     }
 }

@@ -162,18 +162,39 @@ pub trait LoginDirectory: Send + Sync {
         client_id: &str,
         username: &str,
     ) -> impl Future<Output = Result<LoginRecords, StoreError>> + Send;
+}
 
-    /// Counts a failed login for `username`; returns the failures inside the window.
-    fn record_login_failure(
+/// Whose failures a counter counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted<'a> {
+    /// Failed password logins of a username (`lock#user#…`).
+    User(&'a str),
+    /// Failed authentications of a client id (`lock#client#…`).
+    Client(&'a str),
+}
+
+impl Counted<'_> {
+    pub fn key(&self) -> String {
+        match self {
+            Self::User(name) => keys::user_lock(name),
+            Self::Client(id) => keys::client_lock(id),
+        }
+    }
+}
+
+pub trait FailureCounters: Send + Sync {
+    /// Counts one failure and slides the window to `now + window`; returns the failures counted
+    /// inside the window (a counter whose window ended starts again at one).
+    fn record_failure(
         &self,
-        username: &str,
+        counted: Counted<'_>,
         now: i64,
         window: i64,
     ) -> impl Future<Output = Result<u32, StoreError>> + Send;
 
-    fn clear_login_failures(
+    fn clear_failures(
         &self,
-        username: &str,
+        counted: Counted<'_>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
