@@ -115,7 +115,8 @@ CLIENT_ID="$(json_field client_id <<<"$client_json")"
 CLIENT_SECRET="$(json_field client_secret <<<"$client_json")"
 DEMO_USER="alice@example.com@carbon.super"
 DEMO_PASSWORD="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(18))')"
-"$OAUTHCTL" user create --username "$DEMO_USER" --password "$DEMO_PASSWORD" >/dev/null
+"$OAUTHCTL" user create --username "$DEMO_USER" --password "$DEMO_PASSWORD" \
+    --claim email=alice@example.com --claim email_verified=true --claim "name=Alice Example" >/dev/null
 
 cat >>"$DEV_ENV" <<EOF
 # demo data (moto is in memory: valid until make dev stops)
