@@ -1,9 +1,9 @@
 //! The token function: `POST /oauth/v2/token` (and its aliases) and, later, revocation.
 
-use super::issuer;
+use super::{authenticated_request, issuer};
 use crate::config::Config;
 use crate::error::OAuthError;
-use crate::grants::client_auth::{MAX_CLIENT_ID_LEN, authenticate_client};
+use crate::grants::client_auth::MAX_CLIENT_ID_LEN;
 use crate::grants::{self, GrantContext, TokenResponse};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::keys::{KeyCache, KeySource};
@@ -143,17 +143,10 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
     /// `sid`); an access token is marked revoked until its `exp`. Unknown, invalid or already
     /// revoked tokens are a no-op; another client's token is refused.
     async fn revoke(&self, request: &ApiRequest) -> Result<(), OAuthError> {
-        let params = parse_body(request.media_type().as_deref(), &request.body)?;
-        let credentials = presented_credentials(request.header("authorization"), &params)?;
-        let credentials = credentials.client();
         let now = crate::now_epoch();
-        let record = if credentials.client_id.len() <= MAX_CLIENT_ID_LEN {
-            self.store.client(&credentials.client_id).await?
-        } else {
-            None
-        };
-        let api_key = request.header(&self.config.api_key_header);
-        let client = authenticate_client(record.as_ref(), credentials, api_key, now)?;
+        let (params, client) =
+            authenticated_request(&self.config, &self.store, request, now).await?;
+        let client = &client;
         let token = params
             .get("token")
             .ok_or(OAuthError::InvalidRequest("token is required"))?;

@@ -3,13 +3,12 @@
 
 use serde::Serialize;
 
-use super::issuer;
+use super::{authenticated_request, issuer};
 use crate::config::Config;
 use crate::error::OAuthError;
-use crate::grants::client_auth::{MAX_CLIENT_ID_LEN, authenticate_client};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::keys::{KeyCache, KeySource};
-use crate::request::{Params, parse_body, presented_credentials};
+use crate::request::Params;
 use crate::storage::{Client, ClientDirectory, Revocations, UserDirectory};
 use crate::tokens::AccessTokenClaims;
 use crate::tokens::claims::standard_claims;
@@ -180,17 +179,10 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
 
     /// RFC 7662 §2: POST with client authentication (the token endpoint's rules).
     async fn introspect(&self, request: &ApiRequest) -> Result<Introspection, OAuthError> {
-        let params = parse_body(request.media_type().as_deref(), &request.body)?;
-        let credentials = presented_credentials(request.header("authorization"), &params)?;
-        let credentials = credentials.client();
         let now = crate::now_epoch();
-        let record = if credentials.client_id.len() <= MAX_CLIENT_ID_LEN {
-            self.store.client(&credentials.client_id).await?
-        } else {
-            None
-        };
-        let api_key = request.header(&self.config.api_key_header);
-        let client = authenticate_client(record.as_ref(), credentials, api_key, now)?;
+        let (params, client) =
+            authenticated_request(&self.config, &self.store, request, now).await?;
+        let client = &client;
         let token = params
             .get("token")
             .ok_or(OAuthError::InvalidRequest("token is required"))?;
