@@ -16,7 +16,6 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from helpers import (
-    FORM,
     JWKS_PATH,
     assert_error,
     assert_success,
@@ -88,7 +87,7 @@ def test_both_metadata_documents_are_identical_and_complete(stack):
         oidc["claims_supported"]
     )
     assert oidc["subject_types_supported"] == ["public"]
-    assert oidc["id_token_signing_alg_values_supported"][0] == "RS256"
+    assert oidc["id_token_signing_alg_values_supported"] == ["RS256"]
     assert oidc["response_types_supported"] == []
     assert "authorization_endpoint" not in oidc
 

@@ -22,8 +22,6 @@ import requests
 
 from conftest import OauthctlError
 from helpers import (
-    JWKS_PATH,
-    assert_success,
     cc_token,
     client_basic,
     describe,

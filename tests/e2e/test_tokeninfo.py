@@ -13,7 +13,6 @@ import uuid
 
 import jwt
 import pytest
-import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -294,6 +293,11 @@ def test_expired_access_token_is_inactive(stack):
     body = assert_success(password_token(stack, client, user, scope="openid read"),
                           refresh=True, id_token=True)
     at = body["access_token"]
+    # AND a client whose refresh tokens live 2 s
+    short = make_client(stack, grants=USER_GRANTS, scopes=OIDC_SCOPES, access_ttl=1, refresh_ttl=2)
+    short_rt = assert_success(password_token(stack, short, user, scope="read"),
+                              refresh=True)["refresh_token"]
+    assert is_active(stack, short, short_rt)
     # WHEN more than ttl + 5 s leeway has passed
     time.sleep(7.5)
     # THEN introspection, GET tokeninfo and userinfo all treat them as invalid
@@ -306,6 +310,9 @@ def test_expired_access_token_is_inactive(stack):
     assert introspection(introspect(stack, client, body["refresh_token"]))["active"] is True
     fresh = assert_success(refresh(stack, client, body["refresh_token"]), refresh=True, id_token=True)
     assert is_active(stack, client, fresh["access_token"])
+    # AND an expired refresh family is inactive and no longer refreshes
+    assert_inactive(introspect(stack, short, short_rt))
+    assert_error(refresh(stack, short, short_rt), 400, "invalid_grant")
 
 
 def test_token_of_another_issuer_is_inactive(stack):
@@ -359,6 +366,44 @@ def test_disabled_client_cannot_introspect(stack):
     token = assert_success(cc_token(stack, client))["access_token"]
     stack.oauthctl("client", "disable", client["client_id"])
     assert_error(introspect(stack, client, token), 401, "invalid_client")
+
+
+def test_introspection_and_revocation_client_auth_rules_match_the_token_endpoint(stack):
+    client = make_client(stack)
+    token = assert_success(cc_token(stack, client))["access_token"]
+    for path in (TOKENINFO, REVOKE):
+        # Basic plus a body client_secret -> invalid_request (SPEC §4, rule 2)
+        resp = stack.http("POST", path, headers=client_basic(client),
+                          data={"token": token, "client_secret": client["client_secret"]})
+        assert_error(resp, 400, "invalid_request", secrets=[client["client_secret"], token])
+        # Basic plus a differing body client_id -> invalid_request
+        resp = stack.http("POST", path, headers=client_basic(client),
+                          data={"token": token, "client_id": client["client_id"] + "x"})
+        assert_error(resp, 400, "invalid_request", secrets=[token])
+    # Basic plus the same body client_id is allowed
+    resp = stack.http("POST", TOKENINFO, headers=client_basic(client),
+                      data={"token": token, "client_id": client["client_id"]})
+    assert introspection(resp)["active"] is True
+
+
+def test_api_key_client_needs_its_key_to_introspect_and_revoke(stack):
+    client = make_client(stack, api_key=True)
+    key = {"X-API-Key": client["api_key"]}
+    resp = stack.http("POST", "/oauth/v2/token", headers={**client_basic(client), **key},
+                      data={"grant_type": "client_credentials", "scope": "read"})
+    token = assert_success(resp)["access_token"]
+    secrets = [client["client_secret"], client["api_key"], token]
+    # without the key, or with a wrong one: exactly the wrong-secret answer
+    for hdrs in ({}, {"X-API-Key": client["api_key"] + "x"}):
+        assert_error(introspect(stack, client, token, headers=hdrs), 401, "invalid_client",
+                     secrets=secrets, basic_challenge=True)
+        resp = stack.http("POST", REVOKE, headers={**client_basic(client), **hdrs}, data={"token": token})
+        assert_error(resp, 401, "invalid_client", secrets=secrets, basic_challenge=True)
+    # with the key: works
+    assert introspection(introspect(stack, client, token, headers=key))["active"] is True
+    resp = stack.http("POST", REVOKE, headers={**client_basic(client), **key}, data={"token": token})
+    assert_revoked_ok(resp)
+    assert_inactive(introspect(stack, client, token, headers=key))
 
 
 @pytest.mark.parametrize("form", [{}, {"token": ""}, {"token_type_hint": "access_token"}])
@@ -549,3 +594,42 @@ def test_userinfo_needs_a_user_token_with_openid(stack):
     # user token without openid
     _, _, body = user_session(stack, scope="email read")
     assert_bearer_error(userinfo(stack, body["access_token"]), 403, "insufficient_scope")
+
+
+# ============================================================ logs
+def test_logs_never_contain_tokens_secrets_or_query_strings(stack):
+    # GIVEN a session, with its tokens sent through every tokeninfo/revocation path
+    client, user, body = user_session(stack, scope="openid profile email read")
+    at, rt = body["access_token"], body["refresh_token"]
+    introspect(stack, client, at)
+    introspect(stack, client, rt, how="post")
+    tokeninfo_get(stack, at)
+    tokeninfo_get(stack, bearer=at)
+    userinfo(stack, at)
+    userinfo(stack, at, method="POST")
+    bogus = "bogus" + uuid.uuid4().hex
+    tokeninfo_get(stack, bogus)
+    revoke(stack, client, at)
+    revoke(stack, client, rt, how="post")
+    introspect(stack, {**client, "client_secret": "wrong" + client["client_secret"]}, at)
+    time.sleep(1.0)  # let the function output reach the log
+    # THEN the functions' log holds none of it
+    log = stack.watch.proc.log_path.read_text(errors="replace")
+    sig = lambda t: t.rsplit(".", 1)[-1]  # noqa: E731
+    for name, value in {"access token signature": sig(at), "refresh token secret": sig(rt),
+                        "id_token signature": sig(body["id_token"]),
+                        "client secret": client["client_secret"], "password": user["password"],
+                        "query token": bogus}.items():
+        assert value not in log, f"{name} found in {stack.watch.proc.log_path}"
+
+
+def test_a_family_id_alone_revokes_nothing(stack):
+    # The family id is public (it is the access tokens' sid): with a made-up secret part it
+    # is an unknown token, so 200 and nothing revoked.
+    client, _, body = user_session(stack, scope="read")
+    sid = jwt.decode(body["access_token"], options={"verify_signature": False})["sid"]
+    assert body["refresh_token"].startswith(sid + ".")
+    assert_revoked_ok(revoke(stack, client, f"{sid}.{b64url(b'x' * 32)}"))
+    assert_inactive(introspect(stack, client, f"{sid}.{b64url(b'x' * 32)}"))
+    assert is_active(stack, client, body["refresh_token"])
+    assert is_active(stack, client, body["access_token"])
