@@ -10,6 +10,7 @@
 # Knobs: BENCH_OUT (bench-results.json), BENCH_MOTO_PORT (4599), BENCH_ALG (RS256, the default
 #        ACCESS_TOKEN_ALG), BENCH_COLD_REPEAT (5), BENCH_LOAD_SECONDS (10),
 #        BENCH_CONCURRENCY (4), BENCH_SKIP_ARM64, BENCH_SKIP_CRITERION, BENCH_SKIP_LOCAL,
+#        BENCH_NO_BUILD (use the existing release token and debug oauthctl binaries),
 #        BENCH_CLOCK=wall (criterion on wall time instead of process CPU time),
 #        BENCH_CRITERION_ARGS (default: --warm-up-time 1 --measurement-time 3).
 # Builds run one after another (never in parallel), nothing is cleaned.
@@ -33,7 +34,8 @@ die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
 mkdir -p "$WORK"
 # Only this run's figures reach the report.
-rm -rf "$WORK/criterion" "$WORK"/*.json
+rm -f "$WORK"/{local,x86,zips}.json
+[[ -n "${BENCH_SKIP_CRITERION:-}" ]] || rm -rf "$WORK/criterion" "$WORK/criterion-meta.json"
 MOTO_STARTED=""
 cleanup() {
     if [[ -n "$MOTO_STARTED" ]]; then
@@ -68,8 +70,10 @@ fi
 # --- 2-4. local stack ------------------------------------------------------------------
 if [[ -z "${BENCH_SKIP_LOCAL:-}" ]]; then
     say "cargo build --release -p token (x86_64), cargo build -p oauthctl"
-    cargo build --release -p token
-    cargo build -p oauthctl
+    if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
+        cargo build --release -p token
+        cargo build -p oauthctl
+    fi
     BIN="$TARGET/release/token"
     OAUTHCTL="$TARGET/debug/oauthctl"
 
@@ -130,6 +134,7 @@ EOF
 else
     rm -f "$WORK/zips.json"
 fi
+[[ -d "$WORK/criterion" ]] || rm -f "$WORK/criterion-meta.json"
 
 say "report"
 "$PY" "$ROOT/bench/report.py" --work "$WORK" --out "$OUT"

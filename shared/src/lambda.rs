@@ -42,9 +42,51 @@ pub fn to_lambda_response(response: ApiResponse) -> Response<Body> {
         .unwrap_or_else(|_| Response::new(Body::Text(r#"{"error":"server_error"}"#.to_owned())))
 }
 
-/// Initialises logging (honours `AWS_LAMBDA_LOG_LEVEL` / `AWS_LAMBDA_LOG_FORMAT`).
+/// Libraries that log whole requests or responses at debug/trace (lambda_runtime writes the raw
+/// event — Authorization headers, bodies with secrets — at trace; the SDK writes response bodies,
+/// the signing keys among them). They stay at `info` whatever the configured level.
+const CAPPED_AT_INFO: [&str; 11] = [
+    "lambda_runtime",
+    "lambda_runtime_api_client",
+    "lambda_http",
+    "aws_smithy_runtime",
+    "aws_smithy_http_client",
+    "aws_sdk_dynamodb",
+    "aws_sdk_secretsmanager",
+    "aws_config",
+    "hyper",
+    "hyper_util",
+    "h2",
+];
+
+/// Logging as Lambda's advanced logging controls expect (`AWS_LAMBDA_LOG_LEVEL`, else
+/// `RUST_LOG`, else info; `AWS_LAMBDA_LOG_FORMAT=JSON`), with request-dumping libraries capped
+/// so that no level turns secrets into log lines.
 pub fn init_logging() {
-    lambda_http::tracing::init_default_subscriber();
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::LevelFilter;
+
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_default();
+    let mut filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .parse_lossy(level);
+    for target in CAPPED_AT_INFO {
+        if let Ok(directive) = format!("{target}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    let builder = tracing_subscriber::fmt()
+        .with_target(false)
+        .without_time()
+        .with_env_filter(filter);
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// Serves events with `handler` until the runtime stops.

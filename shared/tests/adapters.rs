@@ -133,14 +133,15 @@ async fn failure_counter_counts_slides_resets_and_clears() {
     let store = fresh_store().await;
     assert_eq!(
         store
-            .record_failure(Counted::User("bob"), 100, 900)
+            .record_failure(Counted::User("bob"), 100, 900, false)
             .await
             .unwrap(),
         1
     );
     assert_eq!(
         store
-            .record_failure(Counted::User("bob"), 101, 900)
+            // A wrong hint costs a second write, not a wrong count.
+            .record_failure(Counted::User("bob"), 101, 900, false)
             .await
             .unwrap(),
         2
@@ -155,7 +156,7 @@ async fn failure_counter_counts_slides_resets_and_clears() {
     // After the window the count starts again.
     assert_eq!(
         store
-            .record_failure(Counted::User("bob"), 5000, 900)
+            .record_failure(Counted::User("bob"), 5000, 900, true)
             .await
             .unwrap(),
         1

@@ -623,13 +623,16 @@ def test_logs_never_contain_tokens_secrets_or_query_strings(stack):
         assert value not in log, f"{name} found in {stack.watch.proc.log_path}"
 
 
-def test_a_family_id_alone_revokes_nothing(stack):
-    # The family id is public (it is the access tokens' sid): with a made-up secret part it
-    # is an unknown token, so 200 and nothing revoked.
+def test_any_token_of_a_family_from_its_client_revokes_it_like_reuse(stack):
+    # The family id is the access tokens' sid. A token of that family that is not the current
+    # one, presented by the family's own client, is what the refresh grant treats as reuse
+    # (SPEC §4): revocation ends the family the same way, so a client logging out with a token
+    # a concurrent refresh just rotated still ends the session.
     client, _, body = user_session(stack, scope="read")
     sid = jwt.decode(body["access_token"], options={"verify_signature": False})["sid"]
     assert body["refresh_token"].startswith(sid + ".")
-    assert_revoked_ok(revoke(stack, client, f"{sid}.{b64url(b'x' * 32)}"))
     assert_inactive(introspect(stack, client, f"{sid}.{b64url(b'x' * 32)}"))
-    assert is_active(stack, client, body["refresh_token"])
-    assert is_active(stack, client, body["access_token"])
+    assert is_active(stack, client, body["refresh_token"]), "introspection never revokes"
+    assert_revoked_ok(revoke(stack, client, f"{sid}.{b64url(b'x' * 32)}"))
+    assert not is_active(stack, client, body["refresh_token"])
+    assert not is_active(stack, client, body["access_token"])

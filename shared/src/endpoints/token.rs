@@ -122,7 +122,13 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
         }
         match self
             .store
-            .record_failure(Counted::Client(client_id), now, self.config.lockout_window)
+            // Most client ids have no live counter: try starting one first.
+            .record_failure(
+                Counted::Client(client_id),
+                now,
+                self.config.lockout_window,
+                false,
+            )
             .await
         {
             Ok(count) if count == self.config.lockout_threshold => {
@@ -186,16 +192,14 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
         let Some(family) = self.store.family(&token.family_id).await? else {
             return Ok(());
         };
-        // Only the family's current token revokes it: a family id alone (it is the `sid` of
-        // access tokens) must not be enough.
-        if !crate::crypto::digests_equal(&token.hash(), &family.current_hash) {
-            return Ok(());
-        }
         if family.client_id != client.client_id {
             return Err(OAuthError::InvalidRequest(
                 "the token was issued to another client",
             ));
         }
+        // Any token of the family from its own client revokes it, current or not: a client
+        // logging out with a token that a concurrent (or stolen) refresh just rotated must still
+        // end the session (RFC 9700 §4.14.2 treats such a token as a reuse signal anyway).
         Ok(self.store.revoke_family(&family.family_id).await?)
     }
 }

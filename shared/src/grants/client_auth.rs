@@ -4,12 +4,14 @@
 //! reached through the same work: every candidate digest is compared in constant time, and an
 //! unknown client is compared against a dummy digest.
 
+use std::sync::LazyLock;
+
 use subtle::{Choice, ConstantTimeEq};
 
 use crate::crypto::sha256_b64;
 use crate::error::OAuthError;
 use crate::request::ClientCredentials;
-use crate::storage::Client;
+use crate::storage::{Client, StoredSecret};
 
 /// Longest client id looked up; longer ones cannot exist (the CLI refuses them) and would
 /// exceed DynamoDB's key size.
@@ -32,15 +34,21 @@ pub fn authenticate_client<'c>(
         basic_challenge: credentials.via_basic,
     };
     let presented = sha256_b64(credentials.client_secret.as_bytes());
+    // An unknown client is checked like a known one with one secret, then refused.
+    static DUMMY_SECRETS: LazyLock<[StoredSecret; 1]> = LazyLock::new(|| {
+        [StoredSecret {
+            sha256: DUMMY_DIGEST.to_owned(),
+            expires_at: None,
+        }]
+    });
+    let (secrets, exists) = match record {
+        Some(client) => (client.secrets.as_slice(), Choice::from(1)),
+        None => (&DUMMY_SECRETS[..], Choice::from(0)),
+    };
     let mut secret_ok = Choice::from(0);
-    match record {
-        Some(client) => {
-            for secret in &client.secrets {
-                let live = Choice::from(u8::from(secret.expires_at.is_none_or(|exp| exp > now)));
-                secret_ok |= digest_matches(&presented, &secret.sha256) & live;
-            }
-        }
-        None => secret_ok |= digest_matches(&presented, DUMMY_DIGEST) & Choice::from(0),
+    for secret in secrets {
+        let live = Choice::from(u8::from(secret.expires_at.is_none_or(|exp| exp > now)));
+        secret_ok |= digest_matches(&presented, &secret.sha256) & live & exists;
     }
     // The API key is a second factor of the same failure (SPEC §4): compared whenever the
     // client requires one, against a dummy when it was not sent.
@@ -62,7 +70,6 @@ pub fn authenticate_client<'c>(
 mod tests {
     use super::*;
     use crate::grants::testing::client;
-    use crate::storage::StoredSecret;
 
     fn creds(id: &str, secret: &str) -> ClientCredentials {
         ClientCredentials {

@@ -53,11 +53,11 @@ pub async fn grant<S: LoginDirectory + FailureCounters + RefreshFamilies>(
     check_redirect_uri(ctx.params, client)?;
     let scopes = resolve(ctx.params.get("scope"), client)?;
 
-    let failures = records
+    let live_counter = records
         .user_failures
         .as_ref()
-        .filter(|c| c.window_end > ctx.now)
-        .map_or(0, |c| c.failures);
+        .filter(|c| c.window_end > ctx.now);
+    let failures = live_counter.map_or(0, |c| c.failures);
     let locked = failures >= ctx.config.lockout_threshold;
     let stored_hash = records.user.as_ref().map(|u| u.password_hash.clone());
     let verified = verify_password_off_executor(password.to_owned(), stored_hash).await;
@@ -70,7 +70,12 @@ pub async fn grant<S: LoginDirectory + FailureCounters + RefreshFamilies>(
             if !locked {
                 let counted = ctx
                     .store
-                    .record_failure(Counted::User(username), ctx.now, ctx.config.lockout_window)
+                    .record_failure(
+                        Counted::User(username),
+                        ctx.now,
+                        ctx.config.lockout_window,
+                        live_counter.is_some(),
+                    )
                     .await?;
                 if counted >= ctx.config.lockout_threshold {
                     tracing::warn!("password login locked after repeated failures");

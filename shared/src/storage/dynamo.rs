@@ -168,6 +168,64 @@ impl DynamoStore {
         }
     }
 
+    /// `failures + 1` on a counter whose window is still open; `None` if there is none.
+    async fn add_to_live_counter(
+        &self,
+        pk: &str,
+        now: i64,
+        window_end: i64,
+    ) -> Result<Option<u32>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk.to_owned())))
+            .update_expression("SET window_end = :end, #ttl = :end ADD failures :one")
+            .condition_expression("window_end > :now")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":end", n(window_end))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let counter: Option<FailureCounter> = out.attributes.map(decode).transpose()?;
+                Ok(Some(counter.map_or(1, |c| c.failures)))
+            }
+            Err(e) if is_conditional_check_failure(&e) => Ok(None),
+            Err(e) => Err(unavailable("UpdateItem")(e)),
+        }
+    }
+
+    /// A counter at one, where there is none or its window has ended; `None` if a live one exists.
+    async fn start_counter(
+        &self,
+        pk: &str,
+        now: i64,
+        window_end: i64,
+    ) -> Result<Option<u32>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk.to_owned())))
+            .update_expression("SET window_end = :end, #ttl = :end, failures = :one")
+            .condition_expression("attribute_not_exists(pk) OR window_end <= :now")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":end", n(window_end))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Some(1)),
+            Err(e) if is_conditional_check_failure(&e) => Ok(None),
+            Err(e) => Err(unavailable("UpdateItem")(e)),
+        }
+    }
+
     // ---- administration (oauthctl) --------------------------------------------------------
 
     /// Creates the table (on-demand, `pk` only, TTL on `ttl`) unless it exists; idempotent.
@@ -351,58 +409,22 @@ impl FailureCounters for DynamoStore {
         counted: Counted<'_>,
         now: i64,
         window: i64,
+        seen_live: bool,
     ) -> Result<u32, StoreError> {
         let pk = counted.key();
         let window_end = now + window;
         // Live counter: add one and slide the window. Expired or missing: start again at one.
-        // Two conditional updates, each one write; a lost race just retries.
-        for _ in 0..3 {
-            let live = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(Self::key(pk.clone())))
-                .update_expression("SET window_end = :end, #ttl = :end ADD failures :one")
-                .condition_expression("window_end > :now")
-                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-                .expression_attribute_values(":end", n(window_end))
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":now", n(now))
-                .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
-                .send()
-                .await;
-            match live {
-                Ok(out) => {
-                    let counter: FailureCounter = out
-                        .attributes
-                        .map(decode)
-                        .transpose()?
-                        .unwrap_or(FailureCounter {
-                            failures: 1,
-                            window_end,
-                        });
-                    return Ok(counter.failures);
-                }
-                Err(e) if is_conditional_check_failure(&e) => {}
-                Err(e) => return Err(unavailable("UpdateItem")(e)),
-            }
-            let fresh = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(Self::key(pk.clone())))
-                .update_expression("SET window_end = :end, #ttl = :end, failures = :one")
-                .condition_expression("attribute_not_exists(pk) OR window_end <= :now")
-                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-                .expression_attribute_values(":end", n(window_end))
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":now", n(now))
-                .send()
-                .await;
-            match fresh {
-                Ok(_) => return Ok(1),
-                Err(e) if is_conditional_check_failure(&e) => {}
-                Err(e) => return Err(unavailable("UpdateItem")(e)),
+        // Each is one conditional write; trying the one the caller's read suggests first makes
+        // the usual case a single write, and a lost race just tries the other.
+        for attempt in 0..4 {
+            let try_live = seen_live == (attempt % 2 == 0);
+            let counted = if try_live {
+                self.add_to_live_counter(&pk, now, window_end).await?
+            } else {
+                self.start_counter(&pk, now, window_end).await?
+            };
+            if let Some(failures) = counted {
+                return Ok(failures);
             }
         }
         Err(StoreError::Unavailable(

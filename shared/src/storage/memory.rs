@@ -89,6 +89,7 @@ impl FailureCounters for MemoryStore {
         counted: Counted<'_>,
         now: i64,
         window: i64,
+        _seen_live: bool,
     ) -> Result<u32, StoreError> {
         let mut counters = self.failures.lock().map_err(poisoned)?;
         let counter = counters.entry(counted.key()).or_default();

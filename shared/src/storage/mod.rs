@@ -184,12 +184,14 @@ impl Counted<'_> {
 
 pub trait FailureCounters: Send + Sync {
     /// Counts one failure and slides the window to `now + window`; returns the failures counted
-    /// inside the window (a counter whose window ended starts again at one).
+    /// inside the window (a counter whose window ended starts again at one). `seen_live` says
+    /// whether the caller already read a live counter, so the usual case is one write.
     fn record_failure(
         &self,
         counted: Counted<'_>,
         now: i64,
         window: i64,
+        seen_live: bool,
     ) -> impl Future<Output = Result<u32, StoreError>> + Send;
 
     fn clear_failures(
