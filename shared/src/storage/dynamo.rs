@@ -168,20 +168,34 @@ impl DynamoStore {
         }
     }
 
-    /// `failures + 1` on a counter whose window is still open; `None` if there is none.
-    async fn add_to_live_counter(
+    /// One conditional write on a failure counter. `live`: add one to a counter whose window is
+    /// still open; otherwise start one at one where there is none or its window has ended.
+    /// `None` when the condition did not hold (the other write applies).
+    async fn write_counter(
         &self,
         pk: &str,
         now: i64,
         window_end: i64,
+        live: bool,
     ) -> Result<Option<u32>, StoreError> {
+        let (update, condition) = if live {
+            (
+                "SET window_end = :end, #ttl = :end ADD failures :one",
+                "window_end > :now",
+            )
+        } else {
+            (
+                "SET window_end = :end, #ttl = :end, failures = :one",
+                "attribute_not_exists(pk) OR window_end <= :now",
+            )
+        };
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(pk.to_owned())))
-            .update_expression("SET window_end = :end, #ttl = :end ADD failures :one")
-            .condition_expression("window_end > :now")
+            .update_expression(update)
+            .condition_expression(condition)
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":end", n(window_end))
             .expression_attribute_values(":one", n(1))
@@ -194,33 +208,6 @@ impl DynamoStore {
                 let counter: Option<FailureCounter> = out.attributes.map(decode).transpose()?;
                 Ok(Some(counter.map_or(1, |c| c.failures)))
             }
-            Err(e) if is_conditional_check_failure(&e) => Ok(None),
-            Err(e) => Err(unavailable("UpdateItem")(e)),
-        }
-    }
-
-    /// A counter at one, where there is none or its window has ended; `None` if a live one exists.
-    async fn start_counter(
-        &self,
-        pk: &str,
-        now: i64,
-        window_end: i64,
-    ) -> Result<Option<u32>, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(pk.to_owned())))
-            .update_expression("SET window_end = :end, #ttl = :end, failures = :one")
-            .condition_expression("attribute_not_exists(pk) OR window_end <= :now")
-            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-            .expression_attribute_values(":end", n(window_end))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Some(1)),
             Err(e) if is_conditional_check_failure(&e) => Ok(None),
             Err(e) => Err(unavailable("UpdateItem")(e)),
         }
@@ -418,12 +405,7 @@ impl FailureCounters for DynamoStore {
         // the usual case a single write, and a lost race just tries the other.
         for attempt in 0..4 {
             let try_live = seen_live == (attempt % 2 == 0);
-            let counted = if try_live {
-                self.add_to_live_counter(&pk, now, window_end).await?
-            } else {
-                self.start_counter(&pk, now, window_end).await?
-            };
-            if let Some(failures) = counted {
+            if let Some(failures) = self.write_counter(&pk, now, window_end, try_live).await? {
                 return Ok(failures);
             }
         }
@@ -509,7 +491,17 @@ impl RefreshFamilies for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(Rotation::Rotated),
-            Err(e) if is_conditional_check_failure(&e) => Ok(Rotation::Rejected),
+            Err(e) if is_conditional_check_failure(&e) => {
+                // A retried attempt fails its condition when the first attempt did land but its
+                // answer was lost (timeout). `new_hash` is 256 random bits nobody else can write,
+                // so finding it current means this rotation won.
+                let family: Option<RefreshFamily> = self.get(keys::family(family_id), true).await?;
+                Ok(if family.is_some_and(|f| f.current_hash == new_hash) {
+                    Rotation::Rotated
+                } else {
+                    Rotation::Rejected
+                })
+            }
             Err(e) => Err(unavailable("UpdateItem")(e)),
         }
     }
