@@ -17,6 +17,8 @@ test: ## Unit, adapter (moto), end-to-end (real binaries over HTTP) and template
 lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	# The domain without the AWS adapters and lambda glue (what the fuzz build compiles).
+	cargo clippy -p shared --lib --no-default-features --locked -- -D warnings
 
 build: ## Release arm64 zips of the three functions (target/lambda/*/bootstrap.zip)
 	infra/scripts/venv.sh

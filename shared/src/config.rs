@@ -92,10 +92,7 @@ fn parse_positive(value: Option<String>, name: &'static str) -> Result<Option<i6
         None => Ok(None),
         Some(v) => match v.trim().parse::<i64>() {
             Ok(n) if n > 0 => Ok(Some(n)),
-            _ => Err(ConfigError::Invalid(
-                name,
-                "expected a positive integer of seconds",
-            )),
+            _ => Err(ConfigError::Invalid(name, "expected a positive integer")),
         },
     }
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod grants;
 pub mod http;
 pub mod keys;
+#[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod password;
 pub mod request;

@@ -494,3 +494,52 @@ async fn revoked_access_tokens_are_inactive_at_introspection() {
         r#"{"active":false}"#
     );
 }
+
+#[tokio::test]
+async fn failed_client_authentication_is_counted_on_every_client_authenticated_route() {
+    use shared::storage::Counted;
+    let keys = key_set();
+    let service = token_service("ES256", keys.clone(), password_hash());
+    let wrong = basic("app", "not-the-secret");
+    let unknown = basic("nobody", "whatever");
+    let routes = [
+        ("/oauth/v2/token", "grant_type=client_credentials"),
+        ("/oauth/v2/revoke", "token=abc.def"),
+    ];
+    for (path, body) in routes {
+        for auth in [&wrong, &unknown] {
+            let request = post(
+                path,
+                "application/x-www-form-urlencoded",
+                body,
+                &[("authorization", auth)],
+            );
+            assert_eq!(service.handle(&request).await.status, 401, "{path}");
+        }
+    }
+    let tokeninfo = TokenInfoService::new(config("ES256"), service.store, keys);
+    for auth in [&wrong, &unknown] {
+        let request = post(
+            "/oauth/v2/tokeninfo",
+            "application/x-www-form-urlencoded",
+            "token=abc.def",
+            &[("authorization", auth)],
+        );
+        assert_eq!(tokeninfo.handle(&request).await.status, 401);
+    }
+    // Existing and unknown client ids alike: three routes, one failure each.
+    assert_eq!(tokeninfo.store.failures_recorded(Counted::Client("app")), 3);
+    assert_eq!(
+        tokeninfo.store.failures_recorded(Counted::Client("nobody")),
+        3
+    );
+    // A success counts nothing more.
+    let ok = post(
+        "/oauth/v2/tokeninfo",
+        "application/x-www-form-urlencoded",
+        "token=abc.def",
+        &[("authorization", &app_basic())],
+    );
+    assert_eq!(tokeninfo.handle(&ok).await.status, 200);
+    assert_eq!(tokeninfo.store.failures_recorded(Counted::Client("app")), 3);
+}

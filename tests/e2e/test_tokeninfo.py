@@ -351,6 +351,35 @@ def test_introspection_client_auth_failures_are_401(stack, how):
     assert_error(introspect(stack, unknown, token, how=how), 401, "invalid_client", secrets=[token])
 
 
+def test_client_auth_failures_are_counted_at_token_revocation_and_introspection(stack, aws_backend):
+    """Each failed client authentication writes the presented client id's counter, existing
+    client or not, in whichever function answered; the answers stay plain invalid_client."""
+    from conftest import TABLE_NAME
+
+    client = make_client(stack)
+    token = assert_success(cc_token(stack, client))["access_token"]
+    wrong = {**client, "client_secret": client["client_secret"] + "x"}
+    unknown = {"client_id": "nobody-" + uuid.uuid4().hex[:8], "client_secret": "s" * 43}
+    for presented in (wrong, unknown):
+        assert_error(cc_token(stack, presented), 401, "invalid_client")
+        assert_error(revoke(stack, presented, token), 401, "invalid_client")
+        assert_error(introspect(stack, presented, token), 401, "invalid_client")
+    dynamodb = aws_backend.client("dynamodb", via_proxy=False)
+
+    def failures(client_id: str) -> int:
+        item = dynamodb.get_item(TableName=TABLE_NAME, Key={"pk": {"S": f"lock#client#{client_id}"}},
+                                 ConsistentRead=True).get("Item")
+        return int(item["failures"]["N"]) if item else 0
+
+    assert failures(client["client_id"]) == 3
+    assert failures(unknown["client_id"]) == 3
+    # the right secret still works: clients are counted, never locked
+    for _ in range(3):
+        assert_error(cc_token(stack, wrong), 401, "invalid_client")
+    assert failures(client["client_id"]) == 6
+    assert introspection(introspect(stack, client, token))["active"] is True
+
+
 def test_introspection_without_client_auth_is_401(stack):
     client = make_client(stack)
     token = assert_success(cc_token(stack, client))["access_token"]

@@ -29,6 +29,13 @@ FUNCTIONS = {  # logical id -> cargo-lambda binary
     "DiscoveryFunction": "discovery",
 }
 
+# (function, action) -> the only Condition it may be granted under; every other grant has none.
+# Introspection counts failed client authentications and may write nothing else.
+CONDITIONS = {
+    ("TokenInfoFunction", "dynamodb:UpdateItem"):
+        {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["lock#client#*"]}},
+}
+
 # SPEC §3: (method, path) -> function
 ROUTES = {
     ("POST", "/oauth/v2/token"): "TokenFunction",
@@ -56,6 +63,7 @@ IAM = {
     "TokenInfoFunction": {
         "dynamodb:GetItem": TABLE_ARN,
         "dynamodb:BatchGetItem": TABLE_ARN,
+        "dynamodb:UpdateItem": TABLE_ARN,  # only under CONDITIONS below
         "secretsmanager:GetSecretValue": SECRET_REF,
     },
     "DiscoveryFunction": {
@@ -64,7 +72,8 @@ IAM = {
 }
 
 ENV_VARS = {"TABLE_NAME", "SIGNING_KEYS_SECRET_ID", "ISSUER", "ACCESS_TOKEN_ALG",
-            "MAX_TOKEN_TTL", "KEY_CACHE_SECONDS", "API_KEY_HEADER"}
+            "MAX_TOKEN_TTL", "KEY_CACHE_SECONDS", "API_KEY_HEADER", "LOCKOUT_THRESHOLD",
+            "LOCKOUT_WINDOW_SECONDS"}
 
 
 # --- loading -----------------------------------------------------------------
@@ -226,6 +235,25 @@ def test_function_environment(tpl, name):
     assert alg["Default"] == "RS256" and sorted(alg["AllowedValues"]) == ["ES256", "EdDSA", "RS256"]
 
 
+@pytest.mark.parametrize("param", ["MaxTokenTtl", "KeyCacheSeconds", "LockoutThreshold",
+                                   "LockoutWindowSeconds"])
+def test_numeric_settings_cannot_take_values_the_functions_reject(tpl, param):
+    """Config::from_env refuses 0 and negatives for these: a deploy must not be able to pass
+    a value that makes every cold start exit."""
+    assert tpl["Parameters"][param]["MinValue"] >= 1
+
+
+def test_lockout_settings_are_parameters(tpl):
+    """Deploy-time lockout settings; defaults match the code's (5 / 15 min)."""
+    params = tpl["Parameters"]
+    assert params["LockoutThreshold"]["Default"] == 5
+    assert params["LockoutWindowSeconds"]["Default"] == 900
+    for name in FUNCTIONS:
+        env = function_props(tpl, name)["Environment"]["Variables"]
+        assert env["LOCKOUT_THRESHOLD"] == {"Ref": "LockoutThreshold"}
+        assert env["LOCKOUT_WINDOW_SECONDS"] == {"Ref": "LockoutWindowSeconds"}
+
+
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_function_does_not_reference_api(tpl, name):
     """SPEC §11: a function that refers to the HttpApi makes a cycle (the API's
@@ -256,12 +284,13 @@ def test_iam_exact(tpl, name):
     granted = {}
     for st in policy_statements(props, name):
         assert st.get("Effect") == "Allow"
-        assert set(st) <= {"Sid", "Effect", "Action", "Resource"}, st  # no NotAction/NotResource/Condition
+        assert set(st) <= {"Sid", "Effect", "Action", "Resource", "Condition"}, st  # no NotAction/NotResource
         resources = as_list(st["Resource"])
         assert "*" not in resources and len(resources) == 1, st
         for action in as_list(st["Action"]):
             assert "*" not in action, action
             assert action not in granted, f"{action} granted twice"
+            assert st.get("Condition") == CONDITIONS.get((name, action)), (action, st)
             granted[action] = resources[0]
     assert granted == IAM[name]
 
@@ -278,6 +307,7 @@ def test_translated_role_exact(translated, name):
         for st in as_list(policy["PolicyDocument"]["Statement"]):
             for action in as_list(st["Action"]):
                 granted[action] = st["Resource"]
+                assert st.get("Condition") == CONDITIONS.get((name, action)), (action, st)
     assert granted == IAM[name]
 
 

@@ -11,7 +11,7 @@ use crate::error::OAuthError;
 use crate::grants::client_auth::{MAX_CLIENT_ID_LEN, authenticate_client};
 use crate::http::ApiRequest;
 use crate::request::{Params, parse_body, presented_credentials};
-use crate::storage::{Client, ClientDirectory};
+use crate::storage::{Client, ClientDirectory, Counted, FailureCounters};
 
 /// The issuer for this request: `ISSUER`, else `https://{requestContext.domainName}/oauth`.
 /// Never the Host header: lambda_http builds the URI from it and the caller controls it.
@@ -35,8 +35,8 @@ pub fn issuer(config: &Config, request: &ApiRequest) -> Result<String, OAuthErro
 
 /// Parameters and authenticated client of a client-authenticated request other than a grant
 /// (introspection, revocation): the token endpoint's rules (RFC 7662 §2.1, RFC 7009 §2.1), one
-/// GetItem.
-pub(crate) async fn authenticated_request<S: ClientDirectory>(
+/// GetItem; a failed authentication is counted like the token endpoint's.
+pub(crate) async fn authenticated_request<S: ClientDirectory + FailureCounters>(
     config: &Config,
     store: &S,
     request: &ApiRequest,
@@ -51,6 +51,42 @@ pub(crate) async fn authenticated_request<S: ClientDirectory>(
         None
     };
     let api_key = request.header(&config.api_key_header);
-    let client = authenticate_client(record.as_ref(), credentials, api_key, now)?.clone();
-    Ok((params, client))
+    match authenticate_client(record.as_ref(), credentials, api_key, now) {
+        Ok(client) => Ok((params, client.clone())),
+        Err(error) => {
+            count_client_failure(config, store, &credentials.client_id, now).await;
+            Err(error)
+        }
+    }
+}
+
+/// Counts a failed client authentication per presented client id, existing or not (so the
+/// write reveals nothing), and logs when a client crosses the threshold. It does not lock:
+/// client secrets are 256-bit and cannot be guessed, and a lock would let anyone who knows a
+/// client id switch a production integration off. A counting failure never changes the answer.
+pub(crate) async fn count_client_failure<S: FailureCounters>(
+    config: &Config,
+    store: &S,
+    client_id: &str,
+    now: i64,
+) {
+    if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_LEN {
+        return;
+    }
+    // Most client ids have no live counter: try starting one first.
+    let counted = Counted::Client(client_id);
+    match store
+        .record_failure(counted, now, config.lockout_window, false)
+        .await
+    {
+        Ok(count) if count == config.lockout_threshold => {
+            tracing::warn!(
+                client_id,
+                failures = count,
+                "repeated client authentication failures"
+            );
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "could not count a client authentication failure"),
+    }
 }

@@ -1,15 +1,14 @@
 //! The token function: `POST /oauth/v2/token` (and its aliases) and, later, revocation.
 
-use super::{authenticated_request, issuer};
+use super::{authenticated_request, count_client_failure, issuer};
 use crate::config::Config;
 use crate::error::OAuthError;
-use crate::grants::client_auth::MAX_CLIENT_ID_LEN;
 use crate::grants::{self, GrantContext, TokenResponse};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::keys::{KeyCache, KeySource};
 use crate::request::{parse_body, presented_credentials};
 use crate::storage::{
-    Client, ClientDirectory, Counted, FailureCounters, GrantType, LoginDirectory, RefreshFamilies,
+    Client, ClientDirectory, FailureCounters, GrantType, LoginDirectory, RefreshFamilies,
     Revocations,
 };
 use crate::tokens::refresh::RefreshToken;
@@ -106,41 +105,10 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
             GrantType::AuthorizationCode => Err(OAuthError::UnsupportedGrantType),
         };
         if let Err(OAuthError::InvalidClient { .. }) = result {
-            self.count_client_failure(&credentials.client().client_id, ctx.now)
-                .await;
+            let client_id = &credentials.client().client_id;
+            count_client_failure(&self.config, &self.store, client_id, ctx.now).await;
         }
         result
-    }
-
-    /// Counts failed authentications per presented client id, existing or not (so the write
-    /// reveals nothing), and logs when a client crosses the threshold. It does not lock: client
-    /// secrets are 256-bit and cannot be guessed, and a lock would let anyone who knows a client
-    /// id switch a production integration off.
-    async fn count_client_failure(&self, client_id: &str, now: i64) {
-        if client_id.len() > MAX_CLIENT_ID_LEN {
-            return;
-        }
-        match self
-            .store
-            // Most client ids have no live counter: try starting one first.
-            .record_failure(
-                Counted::Client(client_id),
-                now,
-                self.config.lockout_window,
-                false,
-            )
-            .await
-        {
-            Ok(count) if count == self.config.lockout_threshold => {
-                tracing::warn!(
-                    client_id,
-                    failures = count,
-                    "repeated client authentication failures"
-                );
-            }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "could not count a client authentication failure"),
-        }
     }
 }
 

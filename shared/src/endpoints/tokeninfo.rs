@@ -9,7 +9,7 @@ use crate::error::OAuthError;
 use crate::http::{ApiRequest, ApiResponse};
 use crate::keys::{KeyCache, KeySource};
 use crate::request::Params;
-use crate::storage::{Client, ClientDirectory, Revocations, UserDirectory};
+use crate::storage::{Client, ClientDirectory, FailureCounters, Revocations, UserDirectory};
 use crate::tokens::AccessTokenClaims;
 use crate::tokens::claims::standard_claims;
 use crate::tokens::refresh::RefreshToken;
@@ -69,9 +69,9 @@ impl Introspection {
     }
 }
 
-/// Storage the tokeninfo function needs.
-pub trait TokenInfoStore: ClientDirectory + UserDirectory + Revocations {}
-impl<T: ClientDirectory + UserDirectory + Revocations> TokenInfoStore for T {}
+/// Storage the tokeninfo function needs (failure counters: introspection authenticates clients).
+pub trait TokenInfoStore: ClientDirectory + UserDirectory + Revocations + FailureCounters {}
+impl<T: ClientDirectory + UserDirectory + Revocations + FailureCounters> TokenInfoStore for T {}
 
 pub struct TokenInfoService<S, K> {
     pub config: Config,

@@ -40,6 +40,15 @@ impl MemoryStore {
     pub fn family_snapshot(&self, family_id: &str) -> Option<RefreshFamily> {
         self.families.lock().ok()?.get(family_id).cloned()
     }
+
+    /// Failures recorded for `counted` (0 without a counter), whatever its window.
+    pub fn failures_recorded(&self, counted: Counted<'_>) -> u32 {
+        self.failures
+            .lock()
+            .ok()
+            .and_then(|counters| counters.get(&counted.key()).map(|c| c.failures))
+            .unwrap_or(0)
+    }
 }
 
 impl ClientDirectory for MemoryStore {

@@ -4,9 +4,12 @@
 //! Each port method maps to the calls SPEC §7 budgets: a client lookup is one GetItem, a login
 //! one BatchGetItem, a refresh one BatchGetItem plus one conditional UpdateItem.
 
+#[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "aws")]
 pub mod dynamo;
 pub mod memory;
+#[cfg(feature = "aws")]
 pub mod secrets;
 
 use std::collections::BTreeMap;
