@@ -126,21 +126,42 @@ def main():
         pw = ms("token_password/ES256")
         if pw is not None:
             row(sec, f"password grant (argon2id {meta.get('argon2_phc_params', '?')})", f"{pw:.2f} ms")
+        # Equal time: judged on the interleaved medians (every case measured round-robin under
+        # the same conditions); criterion's one-after-another groups are shown for reference.
+        eq = meta.get("equal_time") or {}
+
+        def judged(key, label, names, unit):
+            fig = eq.get(key)
+            if not fig:
+                return
+            scale = 1e6 if unit == "ms" else 1e3
+            vals = " / ".join(f"{fig['median_ns'][n] / scale:.3f}" for n in names)
+            v = verdict(fig["ratio"], TARGETS["equal_time_ratio"])
+            summary["targets"][f"equal time: {label} within 10%"] = v
+            row(sec, f"equal time: {label} (interleaved medians, {fig['rounds']} rounds)",
+                f"{vals} {unit}, max/min {fig['ratio']:.3f}", "ratio <= 1.10", v)
+
+        judged("password_handler", "unknown user / wrong password, whole handler",
+               ("unknown_user", "wrong_password"), "ms")
+        judged("client_auth", "unknown client / wrong secret / disabled, client authentication",
+               ("unknown_client", "wrong_secret", "disabled_client"), "µs")
+        fig, lookup = eq.get("client_handler"), eq.get("client_lookup")
+        if fig and lookup:
+            names = ("unknown_client", "wrong_secret", "disabled_client")
+            vals = " / ".join(f"{fig['median_ns'][n] / 1e3:.2f}" for n in names)
+            found, missing = lookup["median_ns"]["found"], lookup["median_ns"]["missing"]
+            row(sec, "same three, whole handler on the in-memory store (interleaved)",
+                f"{vals} µs, max/min {fig['ratio']:.3f}; of the gap, {(found - missing):.0f} ns is the "
+                f"store copying out a found record ({found:.0f} vs {missing:.0f} ns)",
+                "reported: client ids are not secret (RFC 6749 §2.2)")
         u, w = ms("equal_time_password/unknown_user"), ms("equal_time_password/wrong_password")
         if u and w:
-            r = max(u, w) / min(u, w)
-            v = verdict(r, TARGETS["equal_time_ratio"])
-            summary["targets"]["equal time: unknown user vs wrong password within 10%"] = v
-            row(sec, "equal time: unknown user / wrong password", f"{u:.2f} / {w:.2f} ms, ratio {r:.3f}",
-                "ratio <= 1.10", v)
-        names = ("unknown_client", "wrong_secret", "disabled_client")
-        vals = [ms(f"equal_time_client/{n}") for n in names]
+            row(sec, "criterion, one case after the other: unknown user / wrong password",
+                f"{u:.2f} / {w:.2f} ms, ratio {max(u, w) / min(u, w):.3f}")
+        vals = [ms(f"equal_time_client/{n}") for n in ("unknown_client", "wrong_secret", "disabled_client")]
         if all(vals):
-            r = max(vals) / min(vals)
-            v = verdict(r, TARGETS["equal_time_ratio"])
-            summary["targets"]["equal time: client auth failures within 10%"] = v
-            row(sec, "equal time: unknown client / wrong secret / disabled",
-                " / ".join(f"{x * 1e3:.2f}" for x in vals) + f" µs, max/min {r:.3f}", "ratio <= 1.10", v)
+            row(sec, "criterion, one case after the other: unknown client / wrong secret / disabled",
+                " / ".join(f"{x * 1e3:.2f}" for x in vals) + f" µs, max/min {max(vals) / min(vals):.3f}")
 
     # --- cold start ----------------------------------------------------------------------
     cold = local.get("cold_start")
