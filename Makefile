@@ -28,7 +28,7 @@ build: ## Release arm64 zips of the three functions (target/lambda/*/bootstrap.z
 bench: ## Benchmarks (see README, Performance): table + bench-results.json (BENCH_SKIP_ARM64=1 skips the zips)
 	bench/run.sh
 
-fuzz: ## Bounded fuzzing of request handling (FUZZ_SECONDS, default 120)
+fuzz: ## Bounded fuzzing of request handling (FUZZ_SECONDS per target, default 120)
 	infra/scripts/fuzz.sh
 
 deploy: ## sam build + sam deploy (guided the first time)

@@ -1,15 +1,31 @@
 #!/usr/bin/env bash
 # `make fuzz`: bounded coverage-guided fuzzing of the token endpoint's request handling
 # (cargo-fuzz + libFuzzer on the nightly toolchain). FUZZ_SECONDS bounds the run (default 120).
+# Exits non-zero when libFuzzer finds a crash (the input is kept in fuzz/artifacts/).
+# The corpus (fuzz/corpus, gitignored) grows across runs.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT/fuzz"
+rustup run nightly rustc --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null 2>&1 || cargo +nightly install cargo-fuzz --locked
 seconds="${FUZZ_SECONDS:-120}"
-mkdir -p corpus/token_request
-# Seeds: the request shapes of the seeds (selector bytes, Authorization line, body).
+mkdir -p "$ROOT/.local" corpus/token_request corpus/tokeninfo_request
+: >"$ROOT/.local/fuzz.log"
+# Seeds: the request shapes of the seeds. token_request: two selector bytes (content type,
+# path), an Authorization line, the body.
 printf '\x00\x00Basic YXBwOmNsaWVudC1zZWNyZXQ=\ngrant_type=client_credentials&scope=read' >corpus/token_request/cc
 printf '\x01\x00Basic YWxpY2U6cHc=\n{"grant_type":"password","client_id":"app","client_secret":"s","redirect_uri":""}' >corpus/token_request/empowerid
 printf '\x00\x00\ngrant_type=refresh_token&refresh_token=AAAAAAAAAAAAAAAAAAAAAA.BBBB&client_id=a&client_secret=b' >corpus/token_request/refresh
-cargo +nightly fuzz run token_request corpus/token_request -- \
-    -max_total_time="$seconds" -max_len=20000 -print_final_stats=1 2>&1 | tee "$ROOT/.local/fuzz.log" | tail -n 25
+printf '\x00\x01Basic YXBwOmNsaWVudC1zZWNyZXQ=\ntoken=eyJhbGciOiJFUzI1NiJ9.e30.sig&token_type_hint=access_token' >corpus/token_request/revoke
+# tokeninfo_request: one selector byte (route), an Authorization line, the body or query;
+# @TOKEN@ becomes a valid access token.
+printf '\x00Basic YXBwOmNsaWVudC1zZWNyZXQ=\ntoken=@TOKEN@' >corpus/tokeninfo_request/introspect
+printf '\x01Basic YXBwOmNsaWVudC1zZWNyZXQ=\n{"token":"@TOKEN@","token_type_hint":"access_token"}' >corpus/tokeninfo_request/introspect_json
+printf '\x02\naccess_token=@TOKEN@' >corpus/tokeninfo_request/tokeninfo_get
+printf '\x03Bearer @TOKEN@\n' >corpus/tokeninfo_request/userinfo
+for target in token_request tokeninfo_request; do
+    echo "==> $target: ${seconds}s" | tee -a "$ROOT/.local/fuzz.log"
+    cargo +nightly fuzz run "$target" "corpus/$target" -- \
+        -max_total_time="$seconds" -max_len=20000 -print_final_stats=1 2>&1 |
+        tee -a "$ROOT/.local/fuzz.log" | grep -E '^(==|Done|stat::|#[0-9]+.*DONE)|panicked|ERROR|SUMMARY'
+done
