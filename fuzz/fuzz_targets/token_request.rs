@@ -4,69 +4,10 @@
 
 #![no_main]
 
-use std::sync::OnceLock;
-
 use libfuzzer_sys::fuzz_target;
 use shared::endpoints::token::TokenService;
-use shared::error::StoreError;
 use shared::http::ApiRequest;
-use shared::keys::rotation::ensure_keys;
-use shared::keys::{Alg, KeySetDocument, KeySource};
-use shared::storage::memory::MemoryStore;
-
-struct Keys(&'static str);
-
-impl KeySource for Keys {
-    async fn load(&self) -> Result<Option<String>, StoreError> {
-        Ok(Some(self.0.to_owned()))
-    }
-}
-
-/// One ES256 key, generated once (generation is slow; parsing it per run is not).
-fn key_set() -> &'static str {
-    static KEYS: OnceLock<String> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let mut doc = KeySetDocument { keys: vec![] };
-        ensure_keys(&mut doc, Alg::Es256, 0).unwrap();
-        serde_json::to_string(&doc).unwrap()
-    })
-}
-
-/// A fresh service per run, so every input is reproducible on its own (no failure counters or
-/// families carried over from earlier inputs). Client `app` / `client-secret` may use
-/// client_credentials and refresh_token, so valid inputs reach scope handling and token minting;
-/// it has no password grant, which keeps argon2 (tens of ms under ASan) out of the loop.
-fn service() -> TokenService<MemoryStore, Keys> {
-    let vars = [
-        ("TABLE_NAME", "t"),
-        ("SIGNING_KEYS_SECRET_ID", "s"),
-        ("ISSUER", "https://id.example.com/oauth"),
-        ("ACCESS_TOKEN_ALG", "ES256"),
-    ];
-    let config = shared::config::Config::from_lookup(|k| {
-        vars.iter()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap();
-    let store = MemoryStore::default();
-    store.put_client(
-        serde_json::from_value(serde_json::json!({
-            "client_id": "app",
-            "name": "fuzz",
-            "secrets": [{"sha256": shared::crypto::sha256_b64(b"client-secret")}],
-            "grants": ["client_credentials", "refresh_token"],
-            "allowed_scopes": ["read", "write"],
-            "default_scopes": ["read"],
-            "access_token_ttl": 3600,
-            "refresh_token_ttl": 86400,
-            "enabled": true,
-            "created_at": 0
-        }))
-        .unwrap(),
-    );
-    TokenService::new(config, store, Keys(key_set()))
-}
+use shared_fuzz::{config, keys, runtime, store};
 
 const CONTENT_TYPES: [&str; 4] = [
     "application/x-www-form-urlencoded",
@@ -100,10 +41,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(value) = http::HeaderValue::from_bytes(auth) {
         request.headers.insert("authorization", value);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let response = runtime.block_on(service().handle(&request));
+    // Client `app` may use client_credentials and refresh_token: valid inputs reach scope
+    // handling and token minting.
+    let grants = ["client_credentials", "refresh_token"];
+    let service = TokenService::new(config(), store(&grants), keys());
+    let response = runtime().block_on(service.handle(&request));
     assert!(
         matches!(response.status, 200 | 400 | 401),
         "status {}",

@@ -14,77 +14,14 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use shared::endpoints::token::TokenService;
 use shared::endpoints::tokeninfo::TokenInfoService;
-use shared::error::StoreError;
 use shared::http::ApiRequest;
-use shared::keys::rotation::ensure_keys;
-use shared::keys::{Alg, KeySetDocument, KeySource};
-use shared::storage::Client;
-use shared::storage::memory::MemoryStore;
-
-struct Keys(&'static str);
-
-impl KeySource for Keys {
-    async fn load(&self) -> Result<Option<String>, StoreError> {
-        Ok(Some(self.0.to_owned()))
-    }
-}
-
-const APP_BASIC: &str = "Basic YXBwOmNsaWVudC1zZWNyZXQ="; // app:client-secret
-
-fn key_set() -> &'static str {
-    static KEYS: OnceLock<String> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let mut doc = KeySetDocument { keys: vec![] };
-        ensure_keys(&mut doc, Alg::Es256, 0).unwrap();
-        serde_json::to_string(&doc).unwrap()
-    })
-}
-
-fn config() -> shared::config::Config {
-    let vars = [
-        ("TABLE_NAME", "t"),
-        ("SIGNING_KEYS_SECRET_ID", "s"),
-        ("ISSUER", "https://id.example.com/oauth"),
-        ("ACCESS_TOKEN_ALG", "ES256"),
-    ];
-    shared::config::Config::from_lookup(|k| {
-        vars.iter()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| v.to_string())
-    })
-    .unwrap()
-}
-
-fn store() -> MemoryStore {
-    let client: Client = serde_json::from_value(serde_json::json!({
-        "client_id": "app",
-        "name": "fuzz",
-        "secrets": [{"sha256": shared::crypto::sha256_b64(b"client-secret")}],
-        "grants": ["client_credentials"],
-        "allowed_scopes": ["read", "write"],
-        "default_scopes": ["read"],
-        "access_token_ttl": 3600,
-        "refresh_token_ttl": 86400,
-        "enabled": true,
-        "created_at": 0
-    }))
-    .unwrap();
-    let store = MemoryStore::default();
-    store.put_client(client);
-    store
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-}
+use shared_fuzz::{APP_BASIC, ISSUER, config, keys, runtime, store};
 
 /// A real access token of `app`, minted once through the token endpoint.
 fn valid_token() -> &'static str {
     static TOKEN: OnceLock<String> = OnceLock::new();
     TOKEN.get_or_init(|| {
-        let service = TokenService::new(config(), store(), Keys(key_set()));
+        let service = TokenService::new(config(), store(&["client_credentials"]), keys());
         let mut request = ApiRequest {
             method: http::Method::POST,
             path: "/oauth/v2/token".to_owned(),
@@ -158,7 +95,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(value) = http::HeaderValue::from_bytes(&auth) {
         request.headers.insert("authorization", value);
     }
-    let service = TokenInfoService::new(config(), store(), Keys(key_set()));
+    let service = TokenInfoService::new(config(), store(&["client_credentials"]), keys());
     let response = runtime().block_on(service.handle(&request));
     assert!(
         matches!(response.status, 200 | 400 | 401 | 403),
@@ -171,7 +108,7 @@ fuzz_target!(|data: &[u8]| {
     } else if path.ends_with("tokeninfo") && json["active"] == true {
         // Only the one token the key set signed can be active.
         assert_eq!(json["client_id"], "app", "{json}");
-        assert_eq!(json["iss"], "https://id.example.com/oauth", "{json}");
+        assert_eq!(json["iss"], ISSUER, "{json}");
     } else if path.ends_with("tokeninfo") {
         assert_eq!(json, serde_json::json!({"active": false}));
     }
