@@ -152,8 +152,8 @@ def main():
             found, missing = lookup["median_ns"]["found"], lookup["median_ns"]["missing"]
             row(sec, "same three, whole handler on the in-memory store (interleaved)",
                 f"{vals} µs, max/min {fig['ratio']:.3f}; of the gap, {(found - missing):.0f} ns is the "
-                f"store copying out a found record ({found:.0f} vs {missing:.0f} ns)",
-                "reported: client ids are not secret (RFC 6749 §2.2)")
+                f"store copying out a found record ({found:.0f} vs {missing:.0f} ns); reported only: "
+                "client ids are not secret (RFC 6749 §2.2)")
         u, w = ms("equal_time_password/unknown_user"), ms("equal_time_password/wrong_password")
         if u and w:
             row(sec, "criterion, one case after the other: unknown user / wrong password",
