@@ -1,4 +1,4 @@
-//! The token function: `POST /oauth/v2/token` (and its aliases) and, later, revocation.
+//! The token function: `POST /oauth/v2/token` (and its aliases) and RFC 7009 revocation.
 
 use super::{authenticated_request, count_client_failure, issuer};
 use crate::config::Config;
