@@ -66,6 +66,10 @@ def criterion_results(root):
     return out
 
 
+# The client-authentication failures compared for equal time (shared/benches/token.rs).
+CLIENT_CASES = ("unknown_client", "wrong_secret", "disabled_client")
+
+
 def verdict(value, limit):
     if value is None or limit is None:
         return ""
@@ -144,11 +148,10 @@ def main():
         judged("password_handler", "unknown user / wrong password, whole handler",
                ("unknown_user", "wrong_password"), "ms")
         judged("client_auth", "unknown client / wrong secret / disabled, client authentication",
-               ("unknown_client", "wrong_secret", "disabled_client"), "µs")
+               CLIENT_CASES, "µs")
         fig, lookup = eq.get("client_handler"), eq.get("client_lookup")
         if fig and lookup:
-            names = ("unknown_client", "wrong_secret", "disabled_client")
-            vals = " / ".join(f"{fig['median_ns'][n] / 1e3:.2f}" for n in names)
+            vals = " / ".join(f"{fig['median_ns'][n] / 1e3:.2f}" for n in CLIENT_CASES)
             found, missing = lookup["median_ns"]["found"], lookup["median_ns"]["missing"]
             row(sec, "same three, whole handler on the in-memory store (interleaved)",
                 f"{vals} µs, max/min {fig['ratio']:.3f}; of the gap, {(found - missing):.0f} ns is the "
@@ -158,7 +161,7 @@ def main():
         if u and w:
             row(sec, "criterion, one case after the other: unknown user / wrong password",
                 f"{u:.2f} / {w:.2f} ms, ratio {max(u, w) / min(u, w):.3f}")
-        vals = [ms(f"equal_time_client/{n}") for n in ("unknown_client", "wrong_secret", "disabled_client")]
+        vals = [ms(f"equal_time_client/{n}") for n in CLIENT_CASES]
         if all(vals):
             row(sec, "criterion, one case after the other: unknown client / wrong secret / disabled",
                 " / ".join(f"{x * 1e3:.2f}" for x in vals) + f" µs, max/min {max(vals) / min(vals):.3f}")

@@ -41,6 +41,22 @@ const ISSUER: &str = "https://id.example.com/oauth";
 const SECRET: &str = "Vd2mQ1o8cX4yZ7bN0aR5tU3wE6hJ9kL2pS4fG8dA1qC";
 const PASSWORD: &str = "correct horse battery staple";
 const USERNAME: &str = "alice";
+/// A secret of the right shape that no client has.
+const WRONG_SECRET: &str = "Xd2mQ1o8cX4yZ7bN0aR5tU3wE6hJ9kL2pS4fG8dA1qC";
+
+/// Client authentication failures compared for equal time: (case, client id, secret). `svc`
+/// exists, `off` is disabled, `nobody` does not exist (see `store`).
+const CLIENT_FAILURES: [(&str, &str, &str); 3] = [
+    ("unknown_client", "nobody", SECRET),
+    ("wrong_secret", "svc", WRONG_SECRET),
+    ("disabled_client", "off", SECRET),
+];
+
+/// Password-grant failures compared for equal time: (case, username, password).
+const PASSWORD_FAILURES: [(&str, &str, &str); 2] = [
+    ("unknown_user", "mallory", PASSWORD),
+    ("wrong_password", USERNAME, "wrong horse battery staple"),
+];
 
 // ---------------------------------------------------------------------------------------------
 // Clock: process CPU time (default) or wall time.
@@ -402,14 +418,7 @@ fn benches(c: &mut Criterion<Clock>) {
         store(&password_hash),
         StaticKeys(doc_text.clone()),
     );
-    let cases = [
-        ("unknown_client", cc_request("nobody", SECRET)),
-        (
-            "wrong_secret",
-            cc_request("svc", "Xd2mQ1o8cX4yZ7bN0aR5tU3wE6hJ9kL2pS4fG8dA1qC"),
-        ),
-        ("disabled_client", cc_request("off", SECRET)),
-    ];
+    let cases = CLIENT_FAILURES.map(|(name, id, secret)| (name, cc_request(id, secret)));
     let mut group = c.benchmark_group("equal_time_client");
     for (name, request) in &cases {
         expect_status(&rt.block_on(service.handle(request)), 401, name);
@@ -442,13 +451,7 @@ fn benches(c: &mut Criterion<Clock>) {
     // argon2id dominates and varies with the machine: more samples than the other groups.
     group.sample_size(30);
     group.measurement_time(Duration::from_secs(20));
-    let cases = [
-        ("unknown_user", password_request("mallory", PASSWORD)),
-        (
-            "wrong_password",
-            password_request(USERNAME, "wrong horse battery staple"),
-        ),
-    ];
+    let cases = PASSWORD_FAILURES.map(|(name, user, pw)| (name, password_request(user, pw)));
     for (name, request) in &cases {
         expect_status(&rt.block_on(service.handle(request)), 400, name);
         group.bench_function(*name, |b| {
@@ -505,35 +508,18 @@ fn equal_time_interleaved(
             std::hint::black_box(rt.block_on(service.handle(std::hint::black_box(&request))));
         })
     };
-    let mut client_failures = [
-        ("unknown_client", run(cc_request("nobody", SECRET))),
-        (
-            "wrong_secret",
-            run(cc_request(
-                "svc",
-                "Xd2mQ1o8cX4yZ7bN0aR5tU3wE6hJ9kL2pS4fG8dA1qC",
-            )),
-        ),
-        ("disabled_client", run(cc_request("off", SECRET))),
-    ];
-    let mut password = [
-        ("unknown_user", run(password_request("mallory", PASSWORD))),
-        (
-            "wrong_password",
-            run(password_request(USERNAME, "wrong horse battery staple")),
-        ),
-    ];
-    let credentials = |id: &str, secret: &str| ClientCredentials {
-        client_id: id.to_owned(),
-        client_secret: secret.to_owned(),
-        via_basic: true,
-    };
-    let (svc, off) = (
-        client("svc", vec![GrantType::ClientCredentials], true),
-        client("off", vec![GrantType::ClientCredentials], false),
-    );
-    let decide = |record: Option<&Client>, presented: ClientCredentials| -> Box<dyn FnMut() + '_> {
-        let record = record.cloned();
+    let mut client_failures =
+        CLIENT_FAILURES.map(|(name, id, secret)| (name, run(cc_request(id, secret))));
+    let mut password =
+        PASSWORD_FAILURES.map(|(name, user, pw)| (name, run(password_request(user, pw))));
+    // The decision alone, on the records the store holds (what the handler sees).
+    let decide = |client_id: &str, secret: &str| -> Box<dyn FnMut() + '_> {
+        let record = rt.block_on(service.store.client(client_id)).ok().flatten();
+        let presented = ClientCredentials {
+            client_id: client_id.to_owned(),
+            client_secret: secret.to_owned(),
+            via_basic: true,
+        };
         Box::new(move || {
             std::hint::black_box(
                 authenticate_client(
@@ -546,23 +532,7 @@ fn equal_time_interleaved(
             );
         })
     };
-    let mut auth = [
-        (
-            "unknown_client",
-            decide(None, credentials("nobody", SECRET)),
-        ),
-        (
-            "wrong_secret",
-            decide(
-                Some(&svc),
-                credentials("svc", "Xd2mQ1o8cX4yZ7bN0aR5tU3wE6hJ9kL2pS4fG8dA1qC"),
-            ),
-        ),
-        (
-            "disabled_client",
-            decide(Some(&off), credentials("off", SECRET)),
-        ),
-    ];
+    let mut auth = CLIENT_FAILURES.map(|(name, id, secret)| (name, decide(id, secret)));
     // The store's share of the handler-level figures: a found record is copied out, a missing
     // one is not (over DynamoDB: an item to decode vs none, inside a network round trip).
     let lookup = |client_id: &'static str| -> Box<dyn FnMut() + '_> {
