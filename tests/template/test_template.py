@@ -29,12 +29,33 @@ FUNCTIONS = {  # logical id -> cargo-lambda binary
     "DiscoveryFunction": "discovery",
 }
 
-# (function, action) -> the only Condition it may be granted under; every other grant has none.
-# Introspection counts failed client authentications and may write nothing else.
+
+def leading_keys(*prefixes):
+    """IAM condition: every partition key the request touches starts with one of `prefixes`."""
+    return {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [p + "*" for p in prefixes]}}
+
+
+# (function, action) -> the only Condition it may be granted under; every other grant (the
+# reads, GetSecretValue) has none. SPEC §7 / §11: each write is limited to the key prefixes
+# its function owns.
 CONDITIONS = {
-    ("TokenInfoFunction", "dynamodb:UpdateItem"):
-        {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["lock#client#*"]}},
+    # The token function: new refresh families and revoked access-token markers ...
+    ("TokenFunction", "dynamodb:PutItem"): leading_keys("rfam#", "revoked#"),
+    # ... rotation / revocation of families, and the password and client failure counters.
+    ("TokenFunction", "dynamodb:UpdateItem"): leading_keys("rfam#", "lock#user#", "lock#client#"),
+    # Introspection counts failed client authentications and may write nothing else.
+    ("TokenInfoFunction", "dynamodb:UpdateItem"): leading_keys("lock#client#"),
 }
+
+# Written by oauthctl alone (an operator with admin credentials): no function may write them,
+# so a compromised function cannot plant a known client secret or a user.
+ADMIN_PREFIXES = ("client#", "user#", "uid#")
+
+# DynamoDB actions that do not write; every other dynamodb action counts as a write.
+DYNAMODB_READS = {"dynamodb:getitem", "dynamodb:batchgetitem"}
+
+# A key-prefix pattern: literal segments ending in '#', then one '*' (no '?', no policy variables).
+_PREFIX_PATTERN = re.compile(r"^((?:[a-z]+#)+)\*$")
 
 # SPEC §3: (method, path) -> function
 ROUTES = {
@@ -56,14 +77,14 @@ IAM = {
     "TokenFunction": {
         "dynamodb:GetItem": TABLE_ARN,
         "dynamodb:BatchGetItem": TABLE_ARN,
-        "dynamodb:PutItem": TABLE_ARN,
-        "dynamodb:UpdateItem": TABLE_ARN,
+        "dynamodb:PutItem": TABLE_ARN,  # only under CONDITIONS above
+        "dynamodb:UpdateItem": TABLE_ARN,  # only under CONDITIONS above
         "secretsmanager:GetSecretValue": SECRET_REF,
     },
     "TokenInfoFunction": {
         "dynamodb:GetItem": TABLE_ARN,
         "dynamodb:BatchGetItem": TABLE_ARN,
-        "dynamodb:UpdateItem": TABLE_ARN,  # only under CONDITIONS below
+        "dynamodb:UpdateItem": TABLE_ARN,  # only under CONDITIONS above
         "secretsmanager:GetSecretValue": SECRET_REF,
     },
     "DiscoveryFunction": {
@@ -198,6 +219,49 @@ def as_list(x):
     return x if isinstance(x, list) else [x]
 
 
+def is_dynamodb_write(action):
+    # IAM action names are case-insensitive.
+    return action.lower().startswith("dynamodb:") and action.lower() not in DYNAMODB_READS
+
+
+def check_write_statements(name, statements):
+    """Every statement of `name` that grants a DynamoDB write: writes only, under exactly
+    ForAllValues:StringLike on dynamodb:LeadingKeys, whose patterns are whole key prefixes
+    (`<prefix>#*`) that can match no oauthctl-owned key. Returns {action: [prefixes]}."""
+    found = {}
+    for st in statements:
+        actions = as_list(st["Action"])
+        writes = [a for a in actions if is_dynamodb_write(a)]
+        if not writes:
+            continue
+        assert writes == actions, f"{name}: reads and writes in one statement: {st}"
+        condition = st.get("Condition")
+        assert condition is not None, f"{name}: write without a condition: {st}"
+        assert set(condition) == {"ForAllValues:StringLike"}, \
+            f"{name}: writes must be conditioned by ForAllValues:StringLike only: {st}"
+        assert set(condition["ForAllValues:StringLike"]) == {"dynamodb:LeadingKeys"}, st
+        patterns = as_list(condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
+        assert patterns, st
+        prefixes = []
+        for pattern in patterns:
+            m = _PREFIX_PATTERN.match(pattern)
+            assert m, f"{name}: {pattern!r} is not a key prefix `<prefix>#*`"
+            prefix = m.group(1)
+            for admin in ADMIN_PREFIXES:
+                assert not (prefix.startswith(admin) or admin.startswith(prefix)), \
+                    f"{name}: {pattern!r} can write {admin}… items, which only oauthctl writes"
+            prefixes.append(prefix)
+        for action in writes:
+            assert action not in found, f"{name}: {action} granted twice"
+            found[action] = sorted(prefixes)
+    return found
+
+
+def expected_write_prefixes(name):
+    return {action: sorted(p[:-1] for p in cond["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
+            for (fn, action), cond in CONDITIONS.items() if fn == name and is_dynamodb_write(action)}
+
+
 # --- functions (§1, §11) -------------------------------------------------------
 
 def test_exactly_three_functions(tpl):
@@ -281,12 +345,14 @@ def test_translated_function_does_not_depend_on_api(translated, name):
 def test_iam_exact(tpl, name):
     props = function_props(tpl, name)
     assert "Role" not in props, "a custom role would bypass these checks"
-    granted = {}
+    granted, sids = {}, set()
     for st in policy_statements(props, name):
         assert st.get("Effect") == "Allow"
         assert set(st) <= {"Sid", "Effect", "Action", "Resource", "Condition"}, st  # no NotAction/NotResource
         resources = as_list(st["Resource"])
         assert "*" not in resources and len(resources) == 1, st
+        assert st.get("Sid") and st["Sid"] not in sids, f"{name}: every statement needs its own Sid: {st}"
+        sids.add(st["Sid"])
         for action in as_list(st["Action"]):
             assert "*" not in action, action
             assert action not in granted, f"{action} granted twice"
@@ -309,6 +375,23 @@ def test_translated_role_exact(translated, name):
                 granted[action] = st["Resource"]
                 assert st.get("Condition") == CONDITIONS.get((name, action)), (action, st)
     assert granted == IAM[name]
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_writes_limited_to_owned_key_prefixes(tpl, name):
+    """No statement grants a DynamoDB write without the LeadingKeys condition, none mixes reads
+    and writes, and no function may write a client#, user# or uid# item."""
+    statements = policy_statements(function_props(tpl, name), name)
+    assert check_write_statements(name, statements) == expected_write_prefixes(name)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_translated_writes_limited_to_owned_key_prefixes(translated, name):
+    """The same on the role the transform generates (what IAM enforces)."""
+    role = translated["Resources"][name + "Role"]["Properties"]
+    statements = [st for policy in role["Policies"]
+                  for st in as_list(policy["PolicyDocument"]["Statement"])]
+    assert check_write_statements(name, statements) == expected_write_prefixes(name)
 
 
 # --- routes (§3) ---------------------------------------------------------------
