@@ -13,14 +13,14 @@ mkdir -p "$ROOT/.local" corpus/token_request corpus/tokeninfo_request
 : >"$ROOT/.local/fuzz.log"
 # Seeds: the request shapes of the seeds. token_request: two selector bytes (content type,
 # path), an Authorization line, the body.
-printf '\x00\x00Basic YXBwOmNsaWVudC1zZWNyZXQ=\ngrant_type=client_credentials&scope=read' >corpus/token_request/cc
+printf '\x00\x00Basic YXBwOlZkMm1RMW84Y1g0eVo3Yk4wYVI1dFUzd0U2aEo5a0wycFM0Zkc4ZEExcUM=\ngrant_type=client_credentials&scope=read' >corpus/token_request/cc
 printf '\x01\x00Basic YWxpY2U6cHc=\n{"grant_type":"password","client_id":"app","client_secret":"s","redirect_uri":""}' >corpus/token_request/empowerid
 printf '\x00\x00\ngrant_type=refresh_token&refresh_token=AAAAAAAAAAAAAAAAAAAAAA.BBBB&client_id=a&client_secret=b' >corpus/token_request/refresh
-printf '\x00\x01Basic YXBwOmNsaWVudC1zZWNyZXQ=\ntoken=eyJhbGciOiJFUzI1NiJ9.e30.sig&token_type_hint=access_token' >corpus/token_request/revoke
+printf '\x00\x01Basic YXBwOlZkMm1RMW84Y1g0eVo3Yk4wYVI1dFUzd0U2aEo5a0wycFM0Zkc4ZEExcUM=\ntoken=eyJhbGciOiJFUzI1NiJ9.e30.sig&token_type_hint=access_token' >corpus/token_request/revoke
 # tokeninfo_request: one selector byte (route), an Authorization line, the body or query;
 # @TOKEN@ becomes a valid access token.
-printf '\x00Basic YXBwOmNsaWVudC1zZWNyZXQ=\ntoken=@TOKEN@' >corpus/tokeninfo_request/introspect
-printf '\x01Basic YXBwOmNsaWVudC1zZWNyZXQ=\n{"token":"@TOKEN@","token_type_hint":"access_token"}' >corpus/tokeninfo_request/introspect_json
+printf '\x00Basic YXBwOlZkMm1RMW84Y1g0eVo3Yk4wYVI1dFUzd0U2aEo5a0wycFM0Zkc4ZEExcUM=\ntoken=@TOKEN@' >corpus/tokeninfo_request/introspect
+printf '\x01Basic YXBwOlZkMm1RMW84Y1g0eVo3Yk4wYVI1dFUzd0U2aEo5a0wycFM0Zkc4ZEExcUM=\n{"token":"@TOKEN@","token_type_hint":"access_token"}' >corpus/tokeninfo_request/introspect_json
 printf '\x02\naccess_token=@TOKEN@' >corpus/tokeninfo_request/tokeninfo_get
 printf '\x03Bearer @TOKEN@\n' >corpus/tokeninfo_request/userinfo
 for target in token_request tokeninfo_request; do

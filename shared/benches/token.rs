@@ -20,29 +20,22 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use base64::Engine;
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shared::config::Config;
-use shared::crypto::sha256_b64;
 use shared::endpoints::token::TokenService;
 use shared::endpoints::tokeninfo::TokenInfoService;
-use shared::error::StoreError;
 use shared::grants::client_auth::authenticate_client;
 use shared::http::{ApiRequest, ApiResponse};
-use shared::keys::rotation::ensure_keys;
-use shared::keys::{Alg, KeySet, KeySetDocument, KeySource};
+use shared::keys::{Alg, KeySet, KeySetDocument};
 use shared::request::ClientCredentials;
+use shared::storage::ClientDirectory;
 use shared::storage::memory::MemoryStore;
-use shared::storage::{Client, ClientDirectory, GrantType, StoredSecret, User};
+use shared::testing::{
+    CLIENT_SECRET as SECRET, ISSUER, PASSWORD, StaticKeys, USERNAME, WRONG_SECRET, basic, key_set,
+    post,
+};
 use shared::tokens::{ACCESS_TOKEN_TYP, AccessTokenClaims};
-
-const ISSUER: &str = "https://id.example.com/oauth";
-const SECRET: &str = "Vd2mQ1o8cX4yZ7bN0aR5tU3wE6hJ9kL2pS4fG8dA1qC";
-const PASSWORD: &str = "correct horse battery staple";
-const USERNAME: &str = "alice";
-/// A secret of the right shape that no client has.
-const WRONG_SECRET: &str = "Xd2mQ1o8cX4yZ7bN0aR5tU3wE6hJ9kL2pS4fG8dA1qC";
 
 /// Client authentication failures compared for equal time: (case, client id, secret). `svc`
 /// exists, `off` is disabled, `nobody` does not exist (see `store`).
@@ -151,101 +144,28 @@ impl ValueFormatter for NanosFormatter {
 // ---------------------------------------------------------------------------------------------
 // Fixtures.
 
-struct StaticKeys(String);
-
-impl KeySource for StaticKeys {
-    async fn load(&self) -> Result<Option<String>, StoreError> {
-        Ok(Some(self.0.clone()))
-    }
-}
-
 fn key_document() -> KeySetDocument {
-    let mut doc = KeySetDocument { keys: vec![] };
-    for alg in Alg::ALL {
-        ensure_keys(&mut doc, alg, shared::now_epoch()).expect("key generation");
-    }
-    doc
+    KeySetDocument::parse(&key_set(&Alg::ALL).0).expect("key set")
 }
 
 fn config(alg: Alg) -> Config {
-    let vars: BTreeMap<&str, String> = [
-        ("TABLE_NAME", "bench".to_owned()),
-        ("SIGNING_KEYS_SECRET_ID", "bench".to_owned()),
-        ("ISSUER", ISSUER.to_owned()),
-        ("ACCESS_TOKEN_ALG", alg.as_str().to_owned()),
-        // Failure paths must keep doing the same work on every iteration: never lock.
-        ("LOCKOUT_THRESHOLD", "1000000000".to_owned()),
-    ]
-    .into_iter()
-    .collect();
-    Config::from_lookup(|k| vars.get(k).cloned()).expect("bench config")
+    // Failure paths must keep doing the same work on every iteration: never lock.
+    shared::testing::config(alg, &[("LOCKOUT_THRESHOLD", "1000000000")])
 }
 
-fn client(id: &str, grants: Vec<GrantType>, enabled: bool) -> Client {
-    Client {
-        client_id: id.to_owned(),
-        name: id.to_owned(),
-        secrets: vec![StoredSecret {
-            sha256: sha256_b64(SECRET.as_bytes()),
-            expires_at: None,
-        }],
-        api_key_sha256: None,
-        grants,
-        allowed_scopes: ["openid", "profile", "email", "read", "write"]
-            .map(String::from)
-            .to_vec(),
-        default_scopes: vec!["read".to_owned()],
-        redirect_uris: vec![],
-        access_token_ttl: 3600,
-        refresh_token_ttl: 86_400,
-        audience: None,
-        claims: BTreeMap::new(),
-        enabled,
-        created_at: 0,
-    }
-}
-
-/// Clients: `svc` (client_credentials), `app` (password + refresh), `off` (disabled);
-/// user `alice`.
+/// Clients `svc` (client_credentials), `app` (password + refresh), `off` (disabled); user
+/// `alice`: `shared::testing::store`.
 fn store(password_hash: &str) -> MemoryStore {
-    let store = MemoryStore::default();
-    store.put_client(client("svc", vec![GrantType::ClientCredentials], true));
-    store.put_client(client(
-        "app",
-        vec![GrantType::Password, GrantType::RefreshToken],
-        true,
-    ));
-    store.put_client(client("off", vec![GrantType::ClientCredentials], false));
-    store.put_user(User {
-        username: USERNAME.to_owned(),
-        user_id: "6f0c1d2e-3b4a-4c5d-8e9f-0a1b2c3d4e5f".to_owned(),
-        password_hash: password_hash.to_owned(),
-        claims: BTreeMap::from([("email".to_owned(), "alice@example.com".to_owned())]),
-        enabled: true,
-        created_at: 0,
-    });
-    store
+    shared::testing::store(password_hash)
 }
 
 fn form_post(path: &str, client_id: &str, secret: &str, body: &str) -> ApiRequest {
-    let mut headers = http::HeaderMap::new();
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"));
-    headers.insert(
-        "authorization",
-        format!("Basic {basic}").parse().expect("header"),
-    );
-    headers.insert(
-        "content-type",
-        "application/x-www-form-urlencoded".parse().expect("header"),
-    );
-    ApiRequest {
-        method: http::Method::POST,
-        path: path.to_owned(),
-        query: None,
-        headers,
-        body: body.as_bytes().to_vec(),
-        domain_name: Some("id.example.com".to_owned()),
-    }
+    post(
+        path,
+        "application/x-www-form-urlencoded",
+        body,
+        &[("authorization", &basic(client_id, secret))],
+    )
 }
 
 fn cc_request(client_id: &str, secret: &str) -> ApiRequest {
@@ -331,7 +251,7 @@ fn benches(c: &mut Criterion<Clock>) {
         client_id: "svc".to_owned(),
         scope: "read".to_owned(),
         sid: None,
-        username: None,
+        preferred_username: None,
         custom: BTreeMap::new(),
     };
     for alg in Alg::ALL {

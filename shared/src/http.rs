@@ -55,6 +55,15 @@ impl ApiResponse {
         }
     }
 
+    /// A response without a body (RFC 7009 §2.2 revocation, RFC 6750 §3.1 bare challenges).
+    pub fn empty(status: u16) -> Self {
+        Self {
+            status,
+            headers: vec![],
+            body: String::new(),
+        }
+    }
+
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self

@@ -6,6 +6,7 @@ use std::future::Future;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response, service_fn};
 
+use crate::endpoints::{REQUEST_DEADLINE, within_deadline};
 use crate::http::{ApiRequest, ApiResponse};
 
 /// Converts an API Gateway (HTTP API v2 or REST) event into an `ApiRequest`.
@@ -89,7 +90,8 @@ pub fn init_logging() {
     };
 }
 
-/// Serves events with `handler` until the runtime stops.
+/// Serves events with `handler` until the runtime stops, each answered within
+/// `endpoints::REQUEST_DEADLINE`.
 pub async fn serve<F, Fut>(handler: F) -> Result<(), Error>
 where
     F: Fn(ApiRequest) -> Fut + Send + Sync,
@@ -97,7 +99,10 @@ where
 {
     lambda_http::run(service_fn(|event: Request| {
         let response = handler(to_api_request(event));
-        async move { Ok::<_, Error>(to_lambda_response(response.await)) }
+        async move {
+            let response = within_deadline(REQUEST_DEADLINE, response).await;
+            Ok::<_, Error>(to_lambda_response(response))
+        }
     }))
     .await
 }

@@ -18,6 +18,8 @@ pub mod lambda;
 pub mod password;
 pub mod request;
 pub mod storage;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod tokens;
 
 /// Seconds since the Unix epoch.

@@ -37,7 +37,7 @@ fn authorization() -> impl Strategy<Value = Option<String>> {
         "[%a-zA-Z0-9:+ ]{0,30}".prop_map(move |s| Some(format!("Basic {}", b64(s.as_bytes())))),
         "[ -~]{0,60}".prop_map(|s| Some(format!("Basic {s}"))),
         "[ -~]{0,60}".prop_map(Some),
-        Just(Some(basic("app", SECRET))),
+        Just(Some(basic("app", CLIENT_SECRET))),
     ]
 }
 
@@ -72,7 +72,7 @@ proptest! {
         auth in authorization(),
         path in prop_oneof![Just("/oauth/v2/token"), Just("/oauth/v2/revoke"), Just("/oauth2/token")],
     ) {
-        let service = token_service("ES256", keys(), "");
+        let service = token_service(shared::keys::Alg::Es256, "");
         let mut request = shared::http::ApiRequest {
             method: http::Method::POST,
             path: path.to_owned(),
@@ -95,13 +95,7 @@ proptest! {
                 "unexpected error {}", code
             );
             prop_assert!(json["error_description"].is_string());
-            prop_assert!(!response.body.contains(SECRET));
+            prop_assert!(!response.body.contains(CLIENT_SECRET));
         }
     }
-}
-
-/// One key set for all cases: generating RSA keys per case would dominate the run.
-fn keys() -> StaticKeys {
-    static KEYS: std::sync::OnceLock<StaticKeys> = std::sync::OnceLock::new();
-    KEYS.get_or_init(key_set).clone()
 }

@@ -3,25 +3,20 @@
 
 mod support;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use shared::endpoints::token::TokenService;
-use shared::endpoints::tokeninfo::TokenInfoService;
+use shared::keys::Alg;
 use shared::storage::memory::MemoryStore;
 use support::*;
 
-fn password_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| shared::password::hash_password(PASSWORD).unwrap())
-}
-
 fn service(alg: &str) -> (TokenService<MemoryStore, StaticKeys>, StaticKeys) {
-    let keys = key_set();
-    (token_service(alg, keys.clone(), password_hash()), keys)
+    let alg = Alg::parse(alg).unwrap();
+    (token_service(alg, password_hash()), all_keys())
 }
 
 fn app_basic() -> String {
-    basic("app", SECRET)
+    basic("app", CLIENT_SECRET)
 }
 
 #[tokio::test]
@@ -102,7 +97,10 @@ async fn password_grant_issues_refresh_and_id_token_and_refresh_rotates() {
     assert_eq!(id_token["email"], "alice@example.com");
     assert_eq!(id_token["sub"], "6f0c1d2e-3b4a-4c5d-8e9f-0a1b2c3d4e5f");
     let access = claims_of(first["access_token"].as_str().unwrap());
-    assert_eq!(access["username"], "alice");
+    assert!(
+        access.get("username").is_none() && access.get("preferred_username").is_none(),
+        "no personal data without the profile scope (RFC 9068 §6)"
+    );
     assert!(
         access.get("email").is_none(),
         "standard claims stay out of access tokens"
@@ -200,7 +198,10 @@ async fn of_concurrent_refreshes_exactly_one_wins_and_the_family_dies() {
 #[tokio::test]
 async fn empowerid_shape_takes_the_user_from_basic_and_the_client_from_json() {
     let (service, _) = service("ES256");
-    let body = r#"{"grant_type":"password","client_id":"app","client_secret":"client-secret-value","redirect_uri":""}"#;
+    let body = format!(
+        r#"{{"grant_type":"password","client_id":"app","client_secret":"{CLIENT_SECRET}","redirect_uri":""}}"#
+    );
+    let body = body.as_str();
     let request = post(
         "/oauth/v2/token",
         "application/json; charset=utf-8",
@@ -220,7 +221,7 @@ async fn empowerid_shape_takes_the_user_from_basic_and_the_client_from_json() {
         (response.status, json_of(&response)["error"].as_str()),
         (400, Some("invalid_grant"))
     );
-    let bad_client = body.replace("client-secret-value", "wrong");
+    let bad_client = body.replace(CLIENT_SECRET, "wrong");
     let response = service
         .handle(&post(
             "/oauth/v2/token",
@@ -242,7 +243,7 @@ async fn every_error_is_an_rfc6749_error_with_the_right_status() {
     let (service, _) = service("ES256");
     let auth = app_basic();
     let wrong = basic("app", "wrong");
-    let unknown = basic("nobody", SECRET);
+    let unknown = basic("nobody", CLIENT_SECRET);
     let cases: Vec<(shared::http::ApiRequest, u16, &str)> = vec![
         (
             form("", &[("authorization", &auth)]),
@@ -416,7 +417,7 @@ async fn every_error_is_an_rfc6749_error_with_the_right_status() {
                 .collect::<String>()
         );
         assert!(json_of(&response)["error_description"].is_string());
-        assert!(!response.body.contains(SECRET) && !response.body.contains("nope"));
+        assert!(!response.body.contains(CLIENT_SECRET) && !response.body.contains("nope"));
     }
     // Unknown client and wrong secret are one answer.
     let a = service
@@ -437,13 +438,12 @@ async fn every_error_is_an_rfc6749_error_with_the_right_status() {
         Some(r#"Basic realm="oauth""#)
     );
     // A grant the client lacks.
-    let mut limited = client("limited");
-    limited.grants = vec![shared::storage::GrantType::Password];
+    let limited = client("limited", &[shared::storage::GrantType::Password]);
     service.store.put_client(limited);
     let response = service
         .handle(&form(
             "grant_type=client_credentials",
-            &[("authorization", &basic("limited", SECRET))],
+            &[("authorization", &basic("limited", CLIENT_SECRET))],
         ))
         .await;
     assert_eq!(json_of(&response)["error"], "unauthorized_client");
@@ -451,8 +451,7 @@ async fn every_error_is_an_rfc6749_error_with_the_right_status() {
 
 #[tokio::test]
 async fn revoked_access_tokens_are_inactive_at_introspection() {
-    let keys = key_set();
-    let service = token_service("RS256", keys.clone(), password_hash());
+    let service = token_service(Alg::Rs256, password_hash());
     let token = json_of(
         &service
             .handle(&form(
@@ -464,13 +463,13 @@ async fn revoked_access_tokens_are_inactive_at_introspection() {
         .as_str()
         .unwrap()
         .to_owned();
-    let tokeninfo = TokenInfoService::new(config("RS256"), service.store, keys);
+    let tokeninfo = tokeninfo_service(Alg::Rs256, service.store);
     let introspect = |t: &str| {
         post(
             "/oauth/v2/tokeninfo",
             "application/x-www-form-urlencoded",
             &format!("token={t}"),
-            &[("authorization", &basic("app", SECRET))],
+            &[("authorization", &basic("app", CLIENT_SECRET))],
         )
     };
     let active = json_of(&tokeninfo.handle(&introspect(&token)).await);
@@ -498,8 +497,8 @@ async fn revoked_access_tokens_are_inactive_at_introspection() {
 #[tokio::test]
 async fn failed_client_authentication_is_counted_on_every_client_authenticated_route() {
     use shared::storage::Counted;
-    let keys = key_set();
-    let service = token_service("ES256", keys.clone(), password_hash());
+
+    let service = token_service(Alg::Es256, password_hash());
     let wrong = basic("app", "not-the-secret");
     let unknown = basic("nobody", "whatever");
     let routes = [
@@ -517,7 +516,7 @@ async fn failed_client_authentication_is_counted_on_every_client_authenticated_r
             assert_eq!(service.handle(&request).await.status, 401, "{path}");
         }
     }
-    let tokeninfo = TokenInfoService::new(config("ES256"), service.store, keys);
+    let tokeninfo = tokeninfo_service(Alg::Es256, service.store);
     for auth in [&wrong, &unknown] {
         let request = post(
             "/oauth/v2/tokeninfo",

@@ -98,7 +98,7 @@ fn validate_id(id: &str) -> Result<(), String> {
     let charset_ok = id
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b));
-    if id.is_empty() || id.len() > shared::grants::client_auth::MAX_CLIENT_ID_LEN || !charset_ok {
+    if id.is_empty() || id.len() > shared::storage::MAX_CLIENT_ID_LEN || !charset_ok {
         return Err("client id must be 1-128 characters of [A-Za-z0-9._~-]".into());
     }
     // A user's `sub` is a UUID; a UUID-shaped client id could collide with one.
@@ -226,7 +226,14 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
                 .delete(keys::client(&client_id))
                 .await
                 .map_err(store_error)?;
-            Ok(json!({ "client_id": client_id, "deleted": true }))
+            // A client created again under this id must inherit nothing (refresh also refuses
+            // families older than the client record; this ends them outright).
+            let revoked = admin
+                .store
+                .revoke_client_families(&client_id)
+                .await
+                .map_err(store_error)?;
+            Ok(json!({ "client_id": client_id, "deleted": true, "sessions_revoked": revoked }))
         }
         ClientCommand::RotateSecret { client_id, grace } => {
             if grace < 0 {

@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use shared::endpoints::discovery::MAX_AGE_SECONDS;
 use shared::keys::rotation::{RotationPolicy, ensure_keys, prune, rotate};
-use shared::keys::{Alg, KeySetDocument, KeySource};
+use shared::keys::{Alg, KeyPolicy, KeySetDocument, KeySource};
 use shared::now_epoch;
 
 use crate::{Admin, CliResult, store_error};
@@ -20,6 +20,17 @@ pub struct InitArgs {
     algs: Vec<Alg>,
 }
 
+/// The deployed functions' values; rotation reads them from the key set from then on.
+#[derive(Args)]
+pub struct PolicyArgs {
+    /// The functions' KEY_CACHE_SECONDS (template parameter KeyCacheSeconds).
+    #[arg(long)]
+    key_cache_seconds: i64,
+    /// The functions' MAX_TOKEN_TTL (template parameter MaxTokenTtl).
+    #[arg(long)]
+    max_token_ttl: i64,
+}
+
 #[derive(Subcommand)]
 pub enum KeyCommand {
     /// List the key set (public facts only).
@@ -32,12 +43,15 @@ pub enum KeyCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Record the deployed KEY_CACHE_SECONDS / MAX_TOKEN_TTL in the key set (replaces the
+    /// recorded values; `init` only ever raises them).
+    Policy(PolicyArgs),
 }
 
 async fn load(admin: &Admin) -> Result<KeySetDocument, String> {
     match admin.keys.load().await.map_err(store_error)? {
         Some(text) => KeySetDocument::parse(&text),
-        None => Ok(KeySetDocument { keys: vec![] }),
+        None => Ok(KeySetDocument::default()),
     }
 }
 
@@ -46,12 +60,18 @@ async fn save(admin: &Admin, doc: &KeySetDocument) -> Result<(), String> {
     admin.keys.store(&text).await.map_err(store_error)
 }
 
-fn policy(admin: &Admin) -> RotationPolicy {
-    RotationPolicy::new(
-        MAX_AGE_SECONDS as i64,
-        admin.config.key_cache.as_secs() as i64,
-        admin.config.max_token_ttl,
-    )
+/// This shell's KEY_CACHE_SECONDS / MAX_TOKEN_TTL (the functions' defaults when unset).
+fn local_policy(admin: &Admin) -> KeyPolicy {
+    KeyPolicy {
+        key_cache_seconds: admin.config.key_cache.as_secs() as i64,
+        max_token_ttl: admin.config.max_token_ttl,
+    }
+}
+
+/// Rotation and pruning follow the policy recorded with the keys, never weaker than this
+/// shell's own values.
+fn policy(admin: &Admin, doc: &KeySetDocument) -> RotationPolicy {
+    RotationPolicy::for_document(doc, MAX_AGE_SECONDS as i64, local_policy(admin))
 }
 
 pub async fn init(admin: &Admin, args: InitArgs) -> CliResult {
@@ -73,10 +93,14 @@ pub async fn init(admin: &Admin, args: InitArgs) -> CliResult {
     for alg in algs {
         added.extend(ensure_keys(&mut doc, alg, now)?);
     }
-    let pruned = prune(&mut doc, now, policy(admin));
-    if !added.is_empty() || !pruned.is_empty() {
+    let recorded = doc.policy;
+    doc.policy = Some(recorded.map_or(local_policy(admin), |p| p.covering(local_policy(admin))));
+    let rules = policy(admin, &doc);
+    let pruned = prune(&mut doc, now, rules);
+    if !added.is_empty() || !pruned.is_empty() || doc.policy != recorded {
         save(admin, &doc).await?;
     }
+    let accounts_written = admin.store.backfill_accounts().await.map_err(store_error)?;
     Ok(json!({
         "table": admin.store.table(),
         "table_created": table_created,
@@ -84,6 +108,8 @@ pub async fn init(admin: &Admin, args: InitArgs) -> CliResult {
         "secret_created": secret_created,
         "keys_added": added,
         "keys_pruned": pruned,
+        "key_policy": doc.policy,
+        "accounts_written": accounts_written,
     }))
 }
 
@@ -98,7 +124,7 @@ fn describe(doc: &KeySetDocument) -> serde_json::Value {
             })
         })
         .collect();
-    json!({ "keys": keys })
+    json!({ "keys": keys, "policy": doc.policy })
 }
 
 pub async fn run(admin: &Admin, command: KeyCommand) -> CliResult {
@@ -106,12 +132,25 @@ pub async fn run(admin: &Admin, command: KeyCommand) -> CliResult {
         KeyCommand::List => Ok(describe(&load(admin).await?)),
         KeyCommand::Rotate { alg, force } => {
             let mut doc = load(admin).await?;
-            let report = rotate(&mut doc, alg, now_epoch(), force, policy(admin))?;
+            let policy = policy(admin, &doc);
+            let report = rotate(&mut doc, alg, now_epoch(), force, policy)?;
             save(admin, &doc).await?;
             Ok(json!({
                 "alg": alg, "activated": report.activated, "retired": report.retired,
                 "next": report.new_next, "pruned": report.pruned,
             }))
+        }
+        KeyCommand::Policy(args) => {
+            if args.key_cache_seconds < 1 || args.max_token_ttl < 1 {
+                return Err("--key-cache-seconds and --max-token-ttl must be positive".into());
+            }
+            let mut doc = load(admin).await?;
+            doc.policy = Some(KeyPolicy {
+                key_cache_seconds: args.key_cache_seconds,
+                max_token_ttl: args.max_token_ttl,
+            });
+            save(admin, &doc).await?;
+            Ok(json!({ "key_policy": doc.policy }))
         }
     }
 }

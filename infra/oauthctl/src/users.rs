@@ -4,10 +4,9 @@ use std::io::BufRead;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
-use shared::grants::password::MAX_USERNAME_LEN;
 use shared::now_epoch;
 use shared::password::hash_password;
-use shared::storage::{User, UserDirectory, keys};
+use shared::storage::{MAX_USERNAME_LEN, User, keys};
 
 use crate::{Admin, CliResult, parse_claims, store_error};
 
@@ -130,6 +129,7 @@ pub async fn run(admin: &Admin, command: UserCommand) -> CliResult {
                 claims: parse_claims(&claims)?,
                 enabled: true,
                 created_at: now_epoch(),
+                credentials_changed_at: now_epoch(),
             };
             if !admin
                 .store
@@ -144,6 +144,9 @@ pub async fn run(admin: &Admin, command: UserCommand) -> CliResult {
         UserCommand::SetPassword { username, password } => {
             let mut user = existing(admin, &username).await?;
             user.password_hash = hash_blocking(password.read()?).await?;
+            // Refresh and introspection refuse what began before this (the Scan below only
+            // cleans up).
+            user.credentials_changed_at = now_epoch();
             admin
                 .store
                 .put_user(&user, false)
@@ -187,11 +190,7 @@ pub async fn run(admin: &Admin, command: UserCommand) -> CliResult {
         }
         UserCommand::Delete { username } => {
             let user = existing(admin, &username).await?;
-            admin
-                .store
-                .delete(keys::user(&username))
-                .await
-                .map_err(store_error)?;
+            admin.store.delete_user(&user).await.map_err(store_error)?;
             let revoked = admin
                 .store
                 .revoke_user_families(&user.user_id)

@@ -87,8 +87,9 @@ impl<K: KeySource> DiscoveryService<K> {
         if ![OIDC_DISCOVERY_PATH, RFC8414_PATH, JWKS_PATH].contains(&path) {
             return ApiResponse::not_found();
         }
-        if request.method != http::Method::GET && request.method != http::Method::HEAD {
-            return ApiResponse::method_not_allowed("GET, HEAD");
+        // The template routes GET only (API Gateway answers HEAD itself with 404).
+        if request.method != http::Method::GET {
+            return ApiResponse::method_not_allowed("GET");
         }
         let result = if path == JWKS_PATH {
             self.keys

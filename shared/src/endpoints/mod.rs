@@ -6,12 +6,40 @@ pub mod discovery;
 pub mod token;
 pub mod tokeninfo;
 
+use std::future::Future;
+use std::time::Duration;
+
 use crate::config::Config;
 use crate::error::OAuthError;
-use crate::grants::client_auth::{MAX_CLIENT_ID_LEN, authenticate_client};
-use crate::http::ApiRequest;
+use crate::grants::client_auth::authenticate_client;
+use crate::http::{ApiRequest, ApiResponse};
 use crate::request::{Params, parse_body, presented_credentials};
-use crate::storage::{Client, ClientDirectory, Counted, FailureCounters};
+use crate::storage::{
+    Client, ClientDirectory, Counted, FailureCounters, client_key, presented_client,
+};
+
+/// Every request is answered within this: well inside the functions' 10 s `Timeout` (so a
+/// caller gets our 503 rather than API Gateway's bare error) and above one SDK operation's 4 s
+/// limit (so a single slow call still reports itself). Several slow calls in one request — a
+/// BatchGetItem retrying unprocessed keys, then writes — end here.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(6);
+
+/// `answer`, or 503 `temporarily_unavailable` once `deadline` has passed.
+pub async fn within_deadline(
+    deadline: Duration,
+    answer: impl Future<Output = ApiResponse>,
+) -> ApiResponse {
+    match tokio::time::timeout(deadline, answer).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::error!(
+                deadline_ms = deadline.as_millis() as u64,
+                "request deadline passed: answered 503"
+            );
+            OAuthError::TemporarilyUnavailable.into_response()
+        }
+    }
+}
 
 /// The issuer for this request: `ISSUER`, else `https://{requestContext.domainName}/oauth`.
 /// Never the Host header: lambda_http builds the URI from it and the caller controls it.
@@ -45,11 +73,7 @@ pub(crate) async fn authenticated_request<S: ClientDirectory + FailureCounters>(
     let params = parse_body(request.media_type().as_deref(), &request.body)?;
     let presented = presented_credentials(request.header("authorization"), &params)?;
     let credentials = presented.client();
-    let record = if credentials.client_id.len() <= MAX_CLIENT_ID_LEN {
-        store.client(&credentials.client_id).await?
-    } else {
-        None
-    };
+    let record = presented_client(store, &credentials.client_id).await?;
     let api_key = request.header(&config.api_key_header);
     match authenticate_client(record.as_ref(), credentials, api_key, now) {
         Ok(client) => Ok((params, client.clone())),
@@ -70,13 +94,13 @@ pub(crate) async fn count_client_failure<S: FailureCounters>(
     client_id: &str,
     now: i64,
 ) {
-    if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_LEN {
+    let Some(client_id) = client_key(client_id) else {
         return;
-    }
+    };
     // Most client ids have no live counter: try starting one first.
     let counted = Counted::Client(client_id);
     match store
-        .record_failure(counted, now, config.lockout_window, false)
+        .increment(counted, now, config.lockout_window, false)
         .await
     {
         Ok(count) if count == config.lockout_threshold => {

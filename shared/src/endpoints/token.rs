@@ -9,7 +9,7 @@ use crate::keys::{KeyCache, KeySource};
 use crate::request::{parse_body, presented_credentials};
 use crate::storage::{
     Client, ClientDirectory, FailureCounters, GrantType, LoginDirectory, RefreshFamilies,
-    Revocations,
+    Revocations, TokenRecords, Wanted,
 };
 use crate::tokens::refresh::RefreshToken;
 use crate::tokens::verify::verify_with_cache;
@@ -21,11 +21,17 @@ pub const REVOKE_PATH: &str = "/oauth/v2/revoke";
 
 /// Storage the token function needs.
 pub trait TokenStore:
-    ClientDirectory + LoginDirectory + FailureCounters + RefreshFamilies + Revocations
+    ClientDirectory + LoginDirectory + FailureCounters + RefreshFamilies + Revocations + TokenRecords
 {
 }
-impl<T: ClientDirectory + LoginDirectory + FailureCounters + RefreshFamilies + Revocations>
-    TokenStore for T
+impl<
+    T: ClientDirectory
+        + LoginDirectory
+        + FailureCounters
+        + RefreshFamilies
+        + Revocations
+        + TokenRecords,
+> TokenStore for T
 {
 }
 
@@ -58,12 +64,7 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
         if is_revoke {
             return match self.revoke(request).await {
                 // RFC 7009 §2.2: 200 whether or not there was anything to revoke.
-                Ok(()) => ApiResponse {
-                    status: 200,
-                    headers: vec![],
-                    body: String::new(),
-                }
-                .no_store(),
+                Ok(()) => ApiResponse::empty(200).no_store(),
                 Err(error) => error.into_response(),
             };
         }
@@ -157,7 +158,11 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
         let Some(token) = RefreshToken::parse(token) else {
             return Ok(());
         };
-        let Some(family) = self.store.family(&token.family_id).await? else {
+        let wanted = Wanted {
+            family: Some(&token.family_id),
+            ..Wanted::default()
+        };
+        let Some(family) = self.store.read(wanted).await?.family else {
             return Ok(());
         };
         if family.client_id != client.client_id {

@@ -6,10 +6,11 @@ use serde::Serialize;
 use super::{authenticated_request, issuer};
 use crate::config::Config;
 use crate::error::OAuthError;
+use crate::grants::refresh::family_account;
 use crate::http::{ApiRequest, ApiResponse};
 use crate::keys::{KeyCache, KeySource};
 use crate::request::Params;
-use crate::storage::{Client, ClientDirectory, FailureCounters, Revocations, UserDirectory};
+use crate::storage::{Account, Client, ClientDirectory, FailureCounters, TokenRecords, Wanted};
 use crate::tokens::AccessTokenClaims;
 use crate::tokens::claims::standard_claims;
 use crate::tokens::refresh::RefreshToken;
@@ -51,12 +52,13 @@ impl Introspection {
         Self::default()
     }
 
-    fn of_access_token(claims: AccessTokenClaims) -> Self {
+    fn of_access_token(active: ActiveToken) -> Self {
+        let ActiveToken { claims, account } = active;
         Self {
             active: true,
             scope: Some(claims.scope),
             client_id: Some(claims.client_id),
-            username: claims.username,
+            username: account.map(|a| a.username),
             token_type: Some("Bearer"),
             exp: Some(claims.exp),
             iat: Some(claims.iat),
@@ -69,9 +71,16 @@ impl Introspection {
     }
 }
 
+/// An access token that verified and that the store still honours.
+pub struct ActiveToken {
+    pub claims: AccessTokenClaims,
+    /// The user's account, for tokens of a user grant.
+    pub account: Option<Account>,
+}
+
 /// Storage the tokeninfo function needs (failure counters: introspection authenticates clients).
-pub trait TokenInfoStore: ClientDirectory + UserDirectory + Revocations + FailureCounters {}
-impl<T: ClientDirectory + UserDirectory + Revocations + FailureCounters> TokenInfoStore for T {}
+pub trait TokenInfoStore: ClientDirectory + TokenRecords + FailureCounters {}
+impl<T: ClientDirectory + TokenRecords + FailureCounters> TokenInfoStore for T {}
 
 pub struct TokenInfoService<S, K> {
     pub config: Config,
@@ -129,25 +138,51 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
         }
     }
 
-    /// Verifies an access token and checks its revocation state; `None` = inactive.
+    /// Verifies an access token and checks, in one read, what it depends on; `None` = inactive.
+    /// Inactive when its `jti` is revoked; when it names a family (`sid`) that is revoked,
+    /// not its own, or gone (a family is kept until the last token minted from it expired, so
+    /// a missing one was deleted or never ours); when its client is disabled, gone or was
+    /// created after the token; when its user's account is gone, disabled, another user, or
+    /// had its password set after the token was issued.
     pub async fn active_access_token(
         &self,
         token: &str,
         issuer: &str,
-    ) -> Result<Option<AccessTokenClaims>, OAuthError> {
+    ) -> Result<Option<ActiveToken>, OAuthError> {
         let Some(claims) = verify_with_cache(&self.keys, token, issuer).await? else {
             return Ok(None);
         };
-        let state = self
+        // client_credentials tokens have the client as subject; a user's `sub` is a UUID, which
+        // the CLI refuses as a client id.
+        let user_token = claims.sub != claims.client_id;
+        let found = self
             .store
-            .access_token_state(&claims.jti, claims.sid.as_deref())
+            .read(Wanted {
+                client: Some(&claims.client_id),
+                account: user_token.then_some(claims.sub.as_str()),
+                family: claims.sid.as_deref(),
+                revoked_jti: Some(&claims.jti),
+            })
             .await?;
-        let family_revoked = state.family.as_ref().is_some_and(|f| f.revoked);
-        Ok((!state.jti_revoked && !family_revoked).then_some(claims))
+        let client_ok = found
+            .client
+            .as_ref()
+            .is_some_and(|c| c.enabled && c.created_at <= claims.iat);
+        let family_ok = match (&claims.sid, &found.family) {
+            (None, _) => true,
+            (Some(_), Some(f)) => {
+                !f.revoked && f.client_id == claims.client_id && f.user_id == claims.sub
+            }
+            (Some(_), None) => false,
+        };
+        let account = found.account.filter(|a| a.honours(&claims.sub, claims.iat));
+        let user_ok = !user_token || account.is_some();
+        Ok((!found.jti_revoked && client_ok && family_ok && user_ok)
+            .then_some(ActiveToken { claims, account }))
     }
 
     /// A refresh token is active only while it is its family's current token, the family is
-    /// live, and the caller is its client.
+    /// live, the caller is its client, and its user still honours it.
     async fn active_refresh_token(
         &self,
         token: &str,
@@ -157,21 +192,34 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
         let Some(token) = RefreshToken::parse(token) else {
             return Ok(None);
         };
-        let Some(family) = self.store.family(&token.family_id).await? else {
+        let found = self
+            .store
+            .read(Wanted {
+                family: Some(&token.family_id),
+                account: token.user_id(),
+                ..Wanted::default()
+            })
+            .await?;
+        let Some(family) = found.family else {
             return Ok(None);
         };
         let current = crate::crypto::digests_equal(&token.hash(), &family.current_hash);
-        if !current || family.revoked || family.exp <= now || family.client_id != client.client_id {
+        if !current || !family.live_for(client, now) {
             return Ok(None);
         }
+        let account = family_account(&self.store, found.account, &token, &family).await?;
+        let Some(account) = account.filter(|a| a.honours(&family.user_id, family.auth_time)) else {
+            return Ok(None);
+        };
         Ok(Some(Introspection {
             active: true,
-            scope: Some(family.scope),
-            client_id: Some(family.client_id),
-            username: Some(family.username),
+            scope: Some(family.scope.clone()),
+            client_id: Some(family.client_id.clone()),
+            username: Some(account.username),
             token_type: Some("refresh_token"),
             exp: Some(family.exp),
-            iat: Some(family.auth_time),
+            // RFC 7662 §2.2: when this token was issued, not when the session began.
+            iat: Some(family.current_token_issued_at()),
             sub: Some(family.user_id),
             ..Introspection::default()
         }))
@@ -214,39 +262,33 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
     }
 
     /// OIDC Core §5.3: the claims the access token's scopes release, for user tokens with
-    /// `openid`.
+    /// `openid`, from the user's current account (read with the token's state).
     async fn userinfo(&self, request: &ApiRequest) -> ApiResponse {
         let Some(token) = bearer_token(request) else {
-            return bearer_error(401, "invalid_token", "a Bearer access token is required");
+            // RFC 6750 §3.1: no credentials at all, so no error code, only the challenge.
+            return ApiResponse::empty(401)
+                .no_store()
+                .header("www-authenticate", r#"Bearer realm="oauth""#);
         };
         let issuer = match issuer(&self.config, request) {
             Ok(issuer) => issuer,
             Err(error) => return error.into_response(),
         };
-        let claims = match self.active_access_token(token, &issuer).await {
-            Ok(Some(claims)) => claims,
+        let active = match self.active_access_token(token, &issuer).await {
+            Ok(Some(active)) => active,
             Ok(None) => return bearer_error(401, "invalid_token", "the access token is invalid"),
             Err(error) => return error.into_response(),
         };
-        let scopes: Vec<String> = claims.scope.split(' ').map(str::to_owned).collect();
-        let (Some(username), true) = (
-            claims.username.as_deref(),
-            scopes.iter().any(|s| s == "openid"),
-        ) else {
+        let scopes: Vec<String> = active.claims.scope.split(' ').map(str::to_owned).collect();
+        let (Some(account), true) = (&active.account, scopes.iter().any(|s| s == "openid")) else {
             return bearer_error(
                 403,
                 "insufficient_scope",
                 "the access token lacks the openid scope of a user",
             );
         };
-        // Current claims of the user; a user deleted or disabled since has no userinfo.
-        let user = match self.store.user(username).await {
-            Ok(Some(user)) if user.enabled && user.user_id == claims.sub => user,
-            Ok(_) => return bearer_error(401, "invalid_token", "the access token is invalid"),
-            Err(error) => return OAuthError::from(error).into_response(),
-        };
-        let mut body = standard_claims(&scopes, username, &user.claims);
-        body.insert("sub".to_owned(), claims.sub.clone().into());
+        let mut body = standard_claims(&scopes, &account.username, &account.claims);
+        body.insert("sub".to_owned(), active.claims.sub.clone().into());
         ApiResponse::json(200, &body).no_store()
     }
 }

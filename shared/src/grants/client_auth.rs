@@ -13,10 +13,6 @@ use crate::error::OAuthError;
 use crate::request::ClientCredentials;
 use crate::storage::{Client, StoredSecret};
 
-/// Longest client id looked up; longer ones cannot exist (the CLI refuses them) and would
-/// exceed DynamoDB's key size.
-pub const MAX_CLIENT_ID_LEN: usize = 128;
-
 /// Digest compared when there is no stored secret: SHA-256 of nothing anyone can present.
 const DUMMY_DIGEST: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
@@ -69,7 +65,16 @@ pub fn authenticate_client<'c>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grants::testing::client;
+
+    /// The fixture client with its one secret `secret`.
+    fn client(id: &str, secret: &str) -> Client {
+        let mut client = crate::testing::client(id, &[]);
+        client.secrets = vec![StoredSecret {
+            sha256: sha256_b64(secret.as_bytes()),
+            expires_at: None,
+        }];
+        client
+    }
 
     fn creds(id: &str, secret: &str) -> ClientCredentials {
         ClientCredentials {

@@ -1,21 +1,17 @@
 //! Client credentials grant (RFC 6749 §4.4): the client is the subject. One GetItem.
 
-use super::client_auth::{MAX_CLIENT_ID_LEN, authenticate_client};
+use super::client_auth::authenticate_client;
 use super::issue::{Subject, issue};
 use super::scope::{USER_ONLY_SCOPES, resolve};
 use super::{GrantContext, TokenResponse, check_redirect_uri};
 use crate::error::OAuthError;
-use crate::storage::{ClientDirectory, GrantType};
+use crate::storage::{ClientDirectory, GrantType, presented_client};
 
 pub async fn grant<S: ClientDirectory>(
     ctx: &GrantContext<'_, S>,
 ) -> Result<TokenResponse, OAuthError> {
     let credentials = ctx.credentials.client();
-    let record = if credentials.client_id.len() <= MAX_CLIENT_ID_LEN {
-        ctx.store.client(&credentials.client_id).await?
-    } else {
-        None
-    };
+    let record = presented_client(ctx.store, &credentials.client_id).await?;
     let client = authenticate_client(record.as_ref(), credentials, ctx.api_key, ctx.now)?;
     if !client.allows_grant(GrantType::ClientCredentials) {
         return Err(OAuthError::UnauthorizedClient);

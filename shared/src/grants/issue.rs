@@ -58,17 +58,21 @@ pub(crate) fn issue<S>(
 ) -> Result<TokenResponse, OAuthError> {
     let ttl = access_ttl(ctx, client);
     let scope = scopes.join(" ");
-    let (sub, sid, username, custom) = match &subject {
+    let (sub, sid, preferred_username, custom) = match &subject {
         Subject::Client => (
             client.client_id.clone(),
             None,
             None,
             custom_claims(&client.claims),
         ),
+        // RFC 9068 §6: personal data only where a scope releases it (OIDC Core §5.4).
         Subject::User(user) => (
             user.user_id.to_owned(),
             user.family_id.map(str::to_owned),
-            Some(user.username.to_owned()),
+            scopes
+                .iter()
+                .any(|s| s == "profile")
+                .then(|| user.username.to_owned()),
             custom_claims(user.claims),
         ),
     };
@@ -87,7 +91,7 @@ pub(crate) fn issue<S>(
         client_id: client.client_id.clone(),
         scope: scope.clone(),
         sid,
-        username,
+        preferred_username,
         custom,
     };
     let access_token = sign(

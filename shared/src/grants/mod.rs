@@ -40,9 +40,6 @@ pub struct TokenResponse {
     pub id_token: Option<String>,
 }
 
-#[cfg(test)]
-pub(crate) mod testing;
-
 /// `redirect_uri`, when sent, must exactly match a registered one (RFC 6749 §4.1.3 compares
 /// exactly; EmpowerID callers send it with the password grant).
 pub(crate) fn check_redirect_uri(

@@ -1,10 +1,12 @@
 //! Resource owner password credentials grant (RFC 6749 §4.3). One BatchGetItem (client, user,
-//! failure counter), one write for a new refresh family, one more when a counter changes.
+//! failure counter), one counter write per attempt, one more to clear it and one for a new
+//! refresh family on success.
 //!
 //! Unknown user, wrong password, disabled and locked user are one answer reached through the
-//! same work: an argon2id verification always runs (against a dummy hash when there is none).
+//! same work: one counter write and one argon2id verification (against a dummy hash when there
+//! is none to check).
 
-use super::client_auth::{MAX_CLIENT_ID_LEN, authenticate_client};
+use super::client_auth::authenticate_client;
 use super::issue::{Subject, UserSession, issue, refresh_ttl};
 use super::scope::resolve;
 use super::{GrantContext, TokenResponse, check_redirect_uri};
@@ -12,13 +14,10 @@ use crate::error::OAuthError;
 use crate::password::verify_password_off_executor;
 use crate::request::Presented;
 use crate::storage::{
-    Counted, FailureCounters, GrantType, LoginDirectory, LoginRecords, RefreshFamilies,
-    RefreshFamily,
+    Counted, FailureCounters, GrantType, LoginDirectory, RefreshFamilies, RefreshFamily,
+    client_key, username_key,
 };
 use crate::tokens::refresh::RefreshToken;
-
-/// Longest username looked up (DynamoDB keys are at most 2048 bytes; the CLI refuses longer).
-pub const MAX_USERNAME_LEN: usize = 256;
 
 const BAD_CREDENTIALS: OAuthError =
     OAuthError::InvalidGrant("the resource owner credentials are invalid");
@@ -38,14 +37,12 @@ pub async fn grant<S: LoginDirectory + FailureCounters + RefreshFamilies>(
         },
     };
     let credentials = ctx.credentials.client();
-    let records =
-        if credentials.client_id.len() <= MAX_CLIENT_ID_LEN && username.len() <= MAX_USERNAME_LEN {
-            ctx.store
-                .login_records(&credentials.client_id, username)
-                .await?
-        } else {
-            LoginRecords::default()
-        };
+    // A username that cannot exist is an unknown user, not a reason to skip the client.
+    let username = username_key(username);
+    let records = ctx
+        .store
+        .login_records(client_key(&credentials.client_id), username)
+        .await?;
     let client = authenticate_client(records.client.as_ref(), credentials, ctx.api_key, ctx.now)?;
     if !client.allows_grant(GrantType::Password) {
         return Err(OAuthError::UnauthorizedClient);
@@ -53,57 +50,61 @@ pub async fn grant<S: LoginDirectory + FailureCounters + RefreshFamilies>(
     check_redirect_uri(ctx.params, client)?;
     let scopes = resolve(ctx.params.get("scope"), client)?;
 
-    let live_counter = records
-        .user_failures
-        .as_ref()
-        .filter(|c| c.window_end > ctx.now);
-    let failures = live_counter.map_or(0, |c| c.failures);
-    let locked = failures >= ctx.config.lockout_threshold;
-    let stored_hash = records.user.as_ref().map(|u| u.password_hash.clone());
-    let verified = verify_password_off_executor(password.to_owned(), stored_hash).await;
-    let user = match &records.user {
-        Some(user) if verified && user.enabled && !locked => user,
-        _ => {
-            // Counted for every presented username, existing or not, so writes reveal nothing.
-            // A locked username is not counted further: the lock ends one window after the
-            // last failure that was counted.
-            if !locked {
-                let counted = ctx
-                    .store
-                    .record_failure(
-                        Counted::User(username),
-                        ctx.now,
-                        ctx.config.lockout_window,
-                        live_counter.is_some(),
-                    )
-                    .await?;
-                if counted >= ctx.config.lockout_threshold {
-                    tracing::warn!("password login locked after repeated failures");
-                }
+    // RFC 6749 §4.3.2: protect the endpoint against brute force. Count first, atomically, then
+    // verify only an attempt counted within the threshold, so of a concurrent burst at most the
+    // threshold's worth are verified. Every presented username is counted, existing or not, so the write
+    // reveals nothing; a locked username does the same work as a wrong password.
+    let within_threshold = match username {
+        Some(name) => {
+            let seen_live = records
+                .user_failures
+                .as_ref()
+                .is_some_and(|c| c.window_end > ctx.now);
+            let attempt = ctx
+                .store
+                .increment(
+                    Counted::User(name),
+                    ctx.now,
+                    ctx.config.lockout_window,
+                    seen_live,
+                )
+                .await?;
+            if attempt == ctx.config.lockout_threshold + 1 {
+                tracing::warn!("password login locked after repeated failures");
             }
-            return Err(BAD_CREDENTIALS);
+            attempt <= ctx.config.lockout_threshold
         }
+        None => false,
     };
-    if failures > 0 {
-        ctx.store.clear_failures(Counted::User(username)).await?;
+    let user = records.user.filter(|_| within_threshold);
+    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+    let verified = verify_password_off_executor(password.to_owned(), stored_hash).await;
+    let (Some(user), true) = (user, verified) else {
+        return Err(BAD_CREDENTIALS);
+    };
+    if !user.enabled {
+        return Err(BAD_CREDENTIALS);
+    }
+    if let Some(name) = username {
+        ctx.store.clear_failures(Counted::User(name)).await?;
     }
 
     let refresh = if client.allows_grant(GrantType::RefreshToken) {
-        let token = RefreshToken::new_family();
-        ctx.store
-            .create_family(&RefreshFamily {
-                family_id: token.family_id.clone(),
-                client_id: client.client_id.clone(),
-                user_id: user.user_id.clone(),
-                username: user.username.clone(),
-                scope: scopes.join(" "),
-                auth_time: ctx.now,
-                current_hash: token.hash(),
-                revoked: false,
-                exp: ctx.now + refresh_ttl(ctx, client),
-                claims: user.claims.clone(),
-            })
-            .await?;
+        let token = RefreshToken::new_family(&user.user_id);
+        let family = RefreshFamily {
+            family_id: token.family_id.clone(),
+            client_id: client.client_id.clone(),
+            user_id: user.user_id.clone(),
+            scope: scopes.join(" "),
+            auth_time: ctx.now,
+            issued_at: ctx.now,
+            current_hash: token.hash(),
+            revoked: false,
+            exp: ctx.now + refresh_ttl(ctx, client),
+        };
+        // Access tokens minted from the family live at most MAX_TOKEN_TTL past its end.
+        let retain_until = family.exp + ctx.config.max_token_ttl;
+        ctx.store.create_family(&family, retain_until).await?;
         Some(token)
     } else {
         None

@@ -1,22 +1,44 @@
 //! Refresh token grant (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2).
-//! One BatchGetItem (family, client) and one conditional UpdateItem.
+//! One BatchGetItem (family, client, the user's account) and one conditional UpdateItem.
 //!
 //! Every use rotates. A token that is not its family's current one — a replay, or the loser of
-//! a concurrent race — revokes the whole family, so the winner's new token dies too.
+//! a concurrent race — revokes the whole family, so the winner's new token dies too. The user
+//! and the client are checked again at every refresh, as they stand now: an admin change takes
+//! effect at the next refresh even if the cleanup that revokes families missed this one.
 
-use super::client_auth::{MAX_CLIENT_ID_LEN, authenticate_client};
+use super::client_auth::authenticate_client;
 use super::issue::{Subject, UserSession, issue};
 use super::scope::{narrow, parse_scope};
 use super::{GrantContext, TokenResponse, check_redirect_uri};
 use crate::crypto::digests_equal;
-use crate::error::OAuthError;
-use crate::storage::{GrantType, RefreshFamilies, Rotation};
+use crate::error::{OAuthError, StoreError};
+use crate::storage::{
+    Account, GrantType, RefreshFamilies, RefreshFamily, Rotation, TokenRecords, Wanted, client_key,
+};
 use crate::tokens::refresh::RefreshToken;
 
 const INVALID: OAuthError =
     OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked");
 
-pub async fn grant<S: RefreshFamilies>(
+/// The account behind a family: read with it when the family id names the user, else (families
+/// of earlier releases) read now.
+pub(crate) async fn family_account<S: TokenRecords>(
+    store: &S,
+    read_with_family: Option<Account>,
+    token: &RefreshToken,
+    family: &RefreshFamily,
+) -> Result<Option<Account>, StoreError> {
+    if token.user_id().is_some() {
+        return Ok(read_with_family);
+    }
+    let wanted = Wanted {
+        account: Some(&family.user_id),
+        ..Wanted::default()
+    };
+    Ok(store.read(wanted).await?.account)
+}
+
+pub async fn grant<S: TokenRecords + RefreshFamilies>(
     ctx: &GrantContext<'_, S>,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = ctx
@@ -25,32 +47,25 @@ pub async fn grant<S: RefreshFamilies>(
         .ok_or(OAuthError::InvalidRequest("refresh_token is required"))?;
     let credentials = ctx.credentials.client();
     let token = RefreshToken::parse(presented);
-    let (family, record) = match &token {
-        Some(token) if credentials.client_id.len() <= MAX_CLIENT_ID_LEN => {
-            ctx.store
-                .family_and_client(&token.family_id, &credentials.client_id)
-                .await?
-        }
-        // Not our format: authenticate the client all the same (its errors come first).
-        _ if credentials.client_id.len() <= MAX_CLIENT_ID_LEN => {
-            let (_, client) = ctx
-                .store
-                .family_and_client("-", &credentials.client_id)
-                .await?;
-            (None, client)
-        }
-        _ => (None, None),
-    };
-    let client = authenticate_client(record.as_ref(), credentials, ctx.api_key, ctx.now)?;
+    // Not our format: the client is authenticated all the same (its errors come first).
+    let found = ctx
+        .store
+        .read(Wanted {
+            client: client_key(&credentials.client_id),
+            family: token.as_ref().map(|t| t.family_id.as_str()),
+            account: token.as_ref().and_then(RefreshToken::user_id),
+            revoked_jti: None,
+        })
+        .await?;
+    let client = authenticate_client(found.client.as_ref(), credentials, ctx.api_key, ctx.now)?;
     if !client.allows_grant(GrantType::RefreshToken) {
         return Err(OAuthError::UnauthorizedClient);
     }
     check_redirect_uri(ctx.params, client)?;
-    let (Some(token), Some(family)) = (token, family) else {
+    let (Some(token), Some(family)) = (token, found.family) else {
         return Err(INVALID);
     };
-    // RFC 6749 §6: the token is bound to the client it was issued to.
-    if family.client_id != client.client_id || family.revoked || family.exp <= ctx.now {
+    if !family.live_for(client, ctx.now) {
         return Err(INVALID);
     }
     let presented_hash = token.hash();
@@ -59,8 +74,20 @@ pub async fn grant<S: RefreshFamilies>(
         ctx.store.revoke_family(&family.family_id).await?;
         return Err(INVALID);
     }
-    let granted = parse_scope(&family.scope)?;
-    let scopes = narrow(ctx.params.get("scope"), &granted)?;
+    let account = family_account(ctx.store, found.account, &token, &family).await?;
+    let Some(account) = account.filter(|a| a.honours(&family.user_id, family.auth_time)) else {
+        // Deleted, disabled, another user under the name, or a new password since the login.
+        tracing::info!(family = %family.family_id, "refresh refused: the user changed since login");
+        ctx.store.revoke_family(&family.family_id).await?;
+        return Err(INVALID);
+    };
+    // The family keeps its original scope (RFC 6749 §6), as far as the client may still have
+    // it; only this access token is narrowed by a requested `scope`.
+    let still_allowed: Vec<String> = parse_scope(&family.scope)?
+        .into_iter()
+        .filter(|s| client.allowed_scopes.contains(s))
+        .collect();
+    let scopes = narrow(ctx.params.get("scope"), &still_allowed)?;
 
     let next = RefreshToken::next_in(&family.family_id);
     match ctx
@@ -77,13 +104,12 @@ pub async fn grant<S: RefreshFamilies>(
         }
     }
     let session = UserSession {
-        user_id: &family.user_id,
-        username: &family.username,
-        claims: &family.claims,
+        user_id: &account.user_id,
+        username: &account.username,
+        claims: &account.claims,
         auth_time: family.auth_time,
         family_id: Some(&family.family_id),
     };
-    // The family keeps its original scope (RFC 6749 §6); only this access token is narrowed.
     issue(
         ctx,
         client,

@@ -65,11 +65,11 @@ pub fn narrow(requested: Option<&str>, granted: &[String]) -> Result<Vec<String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grants::testing::client;
+    use crate::testing::client;
 
     #[test]
     fn defaults_apply_and_requests_must_be_allowed() {
-        let c = client("c", "s");
+        let c = client("c", &[]);
         assert_eq!(resolve(None, &c).unwrap(), vec!["read".to_owned()]);
         assert_eq!(
             resolve(Some("write read read"), &c).unwrap(),

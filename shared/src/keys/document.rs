@@ -4,9 +4,32 @@ use serde::{Deserialize, Serialize};
 
 use super::Alg;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct KeySetDocument {
     pub keys: Vec<KeyEntry>,
+    /// The deployment's cache and token lifetimes, which decide when a rotation may promote a
+    /// key and when a retired one may go: kept with the keys so that whoever rotates (an
+    /// operator's shell, the rotation function) uses the deployed values, not its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<KeyPolicy>,
+}
+
+/// The functions' `KEY_CACHE_SECONDS` and `MAX_TOKEN_TTL` as deployed.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyPolicy {
+    pub key_cache_seconds: i64,
+    pub max_token_ttl: i64,
+}
+
+impl KeyPolicy {
+    /// The stricter of two policies: longer caches and lifetimes make rotation wait longer and
+    /// keep retired keys longer, which is safe for both.
+    pub fn covering(self, other: KeyPolicy) -> KeyPolicy {
+        KeyPolicy {
+            key_cache_seconds: self.key_cache_seconds.max(other.key_cache_seconds),
+            max_token_ttl: self.max_token_ttl.max(other.max_token_ttl),
+        }
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize, PartialEq)]

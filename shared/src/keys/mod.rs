@@ -8,7 +8,7 @@ pub mod rotation;
 mod signer;
 
 pub use cache::{KeyCache, KeySource};
-pub use document::{KeyEntry, KeySetDocument, KeyStatus};
+pub use document::{KeyEntry, KeyPolicy, KeySetDocument, KeyStatus};
 pub use generate::generate_key;
 pub use signer::{KeySet, Signer, VerifyingKey};
 

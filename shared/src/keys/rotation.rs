@@ -4,7 +4,7 @@
 //! function's key cache learns it first; a retired key stays published until every token it
 //! signed has expired.
 
-use super::{Alg, KeyEntry, KeySetDocument, KeyStatus, generate_key};
+use super::{Alg, KeyEntry, KeyPolicy, KeySetDocument, KeyStatus, generate_key};
 
 #[derive(Debug, Clone, Copy)]
 pub struct RotationPolicy {
@@ -20,6 +20,15 @@ impl RotationPolicy {
             min_next_age: jwks_max_age + key_cache_seconds,
             retired_retention: max_token_ttl + key_cache_seconds + 60,
         }
+    }
+
+    /// The rules for `doc`: its recorded policy, made no weaker than `local` (the rotating
+    /// process's own configuration), so a missing or stale record never shortens a wait.
+    pub fn for_document(doc: &KeySetDocument, jwks_max_age: i64, local: KeyPolicy) -> Self {
+        let policy = doc
+            .policy
+            .map_or(local, |recorded| recorded.covering(local));
+        Self::new(jwks_max_age, policy.key_cache_seconds, policy.max_token_ttl)
     }
 }
 
@@ -118,7 +127,7 @@ mod tests {
 
     #[test]
     fn init_then_rotation_moves_every_key_one_step() {
-        let mut doc = KeySetDocument { keys: vec![] };
+        let mut doc = KeySetDocument::default();
         assert_eq!(ensure_keys(&mut doc, Alg::Es256, 0).unwrap().len(), 2);
         assert!(
             ensure_keys(&mut doc, Alg::Es256, 0).unwrap().is_empty(),
@@ -144,8 +153,33 @@ mod tests {
     }
 
     #[test]
+    fn the_recorded_policy_rules_unless_the_local_one_is_stricter() {
+        let mut doc = KeySetDocument::default();
+        let shell = KeyPolicy {
+            key_cache_seconds: 300,
+            max_token_ttl: 3600,
+        };
+        let deployed = KeyPolicy {
+            key_cache_seconds: 900,
+            max_token_ttl: 90 * 86400,
+        };
+        // Nothing recorded: the local values.
+        assert_eq!(
+            RotationPolicy::for_document(&doc, 300, shell).min_next_age,
+            600
+        );
+        doc.policy = Some(deployed);
+        let policy = RotationPolicy::for_document(&doc, 300, shell);
+        assert_eq!(policy.min_next_age, 1200);
+        assert_eq!(policy.retired_retention, 90 * 86400 + 900 + 60);
+        // A next key old enough for the shell's cache but not the deployed one stays next.
+        ensure_keys(&mut doc, Alg::Es256, 0).unwrap();
+        assert!(rotate(&mut doc, Alg::Es256, 700, false, policy).is_err());
+    }
+
+    #[test]
     fn rotation_touches_only_its_algorithm() {
-        let mut doc = KeySetDocument { keys: vec![] };
+        let mut doc = KeySetDocument::default();
         ensure_keys(&mut doc, Alg::Rs256, 0).unwrap();
         ensure_keys(&mut doc, Alg::Es256, 0).unwrap();
         let rs = doc.active(Alg::Rs256).unwrap().kid.clone();

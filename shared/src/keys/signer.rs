@@ -206,7 +206,10 @@ mod tests {
     use crate::keys::generate_key;
 
     fn set_of(entries: Vec<crate::keys::KeyEntry>) -> Result<KeySet, String> {
-        KeySet::from_document(&KeySetDocument { keys: entries })
+        KeySet::from_document(&KeySetDocument {
+            keys: entries,
+            policy: None,
+        })
     }
 
     #[test]

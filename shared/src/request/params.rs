@@ -88,7 +88,19 @@ pub fn parse_body(media_type: Option<&str>, body: &[u8]) -> Result<Params, OAuth
             let object: FlatObject = serde_json::from_slice(body).map_err(|_| {
                 OAuthError::InvalidRequest("the JSON body must be one flat object of string values")
             })?;
-            Params::from_pairs(object.0)
+            // SPEC §4: a JSON key sent twice is refused whatever the key (a form may repeat
+            // an unknown parameter: RFC 6749 §3.2 says to ignore those).
+            let pairs = object.0;
+            if pairs
+                .iter()
+                .enumerate()
+                .any(|(i, (k, _))| pairs[..i].iter().any(|(seen, _)| seen == k))
+            {
+                return Err(OAuthError::InvalidRequest(
+                    "a parameter was sent more than once",
+                ));
+            }
+            Params::from_pairs(pairs)
         }
         _ => Err(OAuthError::InvalidRequest(
             "the content type must be application/x-www-form-urlencoded or application/json",
@@ -151,6 +163,10 @@ mod tests {
         assert_eq!(err.code(), "invalid_request");
         let err = parse_body(JSON, br#"{"scope":"a","scope":"b"}"#).unwrap_err();
         assert_eq!(err.code(), "invalid_request");
+        // In JSON even an unknown key may not repeat (SPEC §4); a form ignores it (§3.2).
+        let err = parse_body(JSON, br#"{"grant_type":"password","x":"1","x":"2"}"#).unwrap_err();
+        assert_eq!(err.code(), "invalid_request");
+        assert!(parse_body(FORM, b"grant_type=password&x=1&x=2").is_ok());
     }
 
     #[test]

@@ -16,9 +16,9 @@ use serde::de::DeserializeOwned;
 
 use super::aws::aws_error_text;
 use super::{
-    AccessTokenState, Client, ClientDirectory, Counted, FailureCounter, FailureCounters,
+    Account, Client, ClientDirectory, Counted, FailureCounter, FailureCounters, Found,
     LoginDirectory, LoginRecords, RefreshFamilies, RefreshFamily, Revocations, RevokedToken,
-    Rotation, User, UserDirectory, keys,
+    Rotation, TokenRecords, User, Wanted, keys,
 };
 use crate::error::StoreError;
 
@@ -29,8 +29,18 @@ pub const PARTITION_KEY: &str = "pk";
 pub const TTL_ATTRIBUTE: &str = "ttl";
 
 /// BatchGetItem may return part of a batch as unprocessed under throttling; retry that part a
-/// bounded number of times, then give up with 503.
-const BATCH_ATTEMPTS: usize = 3;
+/// bounded number of times after a jittered backoff (AWS: "retry with exponential backoff"),
+/// then give up with 503. The request deadline (`endpoints::REQUEST_DEADLINE`) bounds the sum.
+const BATCH_ATTEMPTS: u32 = 4;
+const BATCH_BACKOFF_BASE: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// Full-jitter exponential backoff before retry `attempt` (1-based): uniform in
+/// `[0, base · 2^(attempt-1)]`, so retries of concurrent requests spread out.
+fn batch_backoff(attempt: u32) -> std::time::Duration {
+    let ceiling = BATCH_BACKOFF_BASE * 2u32.pow(attempt.saturating_sub(1));
+    let fraction = f64::from(u16::from_le_bytes(crate::crypto::random_bytes::<2>())) / 65535.0;
+    ceiling.mul_f64(fraction)
+}
 
 #[derive(Clone)]
 pub struct DynamoStore {
@@ -107,19 +117,25 @@ impl DynamoStore {
         out.item.map(decode).transpose()
     }
 
-    /// One BatchGetItem for distinct keys; returns the items found, by `pk`.
+    /// One BatchGetItem for distinct keys; returns the items found, by `pk`. No keys, no call.
     async fn batch_get(
         &self,
         pks: Vec<String>,
         consistent: bool,
     ) -> Result<HashMap<String, Item>, StoreError> {
         let mut found = HashMap::new();
+        if pks.is_empty() {
+            return Ok(found);
+        }
         let mut request = KeysAndAttributes::builder()
             .set_keys(Some(pks.into_iter().map(Self::key).collect()))
             .consistent_read(consistent)
             .build()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        for _ in 0..BATCH_ATTEMPTS {
+        for attempt in 0..BATCH_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(batch_backoff(attempt)).await;
+            }
             let out = self
                 .client
                 .batch_get_item()
@@ -257,6 +273,8 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(unavailable("CreateTable"))?;
+            // Real DynamoDB refuses UpdateTimeToLive while the table is CREATING.
+            self.wait_until_active().await?;
         }
         let ttl = self
             .client
@@ -287,15 +305,83 @@ impl DynamoStore {
         Ok(!exists)
     }
 
+    async fn wait_until_active(&self) -> Result<(), StoreError> {
+        const POLL: std::time::Duration = std::time::Duration::from_secs(1);
+        const ATTEMPTS: u32 = 300;
+        for _ in 0..ATTEMPTS {
+            let out = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(unavailable("DescribeTable"))?;
+            let status = out.table().and_then(|t| t.table_status());
+            if status == Some(&aws_sdk_dynamodb::types::TableStatus::Active) {
+                return Ok(());
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Err(StoreError::Unavailable(
+            "the table did not become ACTIVE within 5 minutes".into(),
+        ))
+    }
+
     /// Stores a client; with `only_new`, refuses to overwrite an existing id (returns false).
     pub async fn put_client(&self, client: &Client, only_new: bool) -> Result<bool, StoreError> {
         self.put(keys::client(&client.client_id), client, None, only_new)
             .await
     }
 
+    /// The login record of `username` (strongly consistent).
+    pub async fn user(&self, username: &str) -> Result<Option<User>, StoreError> {
+        self.get(keys::user(username), true).await
+    }
+
+    /// Stores a user's two records: the login record `user#<username>` and the account
+    /// `uid#<user_id>` that token checks read. A new user claims its username first (only_new);
+    /// a change writes the account first, so token checks see it before new logins do.
     pub async fn put_user(&self, user: &User, only_new: bool) -> Result<bool, StoreError> {
-        self.put(keys::user(&user.username), user, None, only_new)
-            .await
+        let account = user.account();
+        if only_new {
+            if !self
+                .put(keys::user(&user.username), user, None, true)
+                .await?
+            {
+                return Ok(false);
+            }
+            self.put(keys::account(&user.user_id), &account, None, false)
+                .await?;
+        } else {
+            self.put(keys::account(&user.user_id), &account, None, false)
+                .await?;
+            self.put(keys::user(&user.username), user, None, false)
+                .await?;
+        }
+        Ok(true)
+    }
+
+    /// Deletes a user's login record, then its account (ending its tokens).
+    pub async fn delete_user(&self, user: &User) -> Result<(), StoreError> {
+        self.delete(keys::user(&user.username)).await?;
+        self.delete(keys::account(&user.user_id)).await
+    }
+
+    /// Writes the account record of every user that has none (users created before accounts
+    /// existed); returns how many were written. Idempotent: `oauthctl init` runs it.
+    pub async fn backfill_accounts(&self) -> Result<usize, StoreError> {
+        let users: Vec<User> = self.scan_prefix("user#").await?;
+        let mut written = 0;
+        for user in users {
+            let account = user.account();
+            if self
+                .put(keys::account(&user.user_id), &account, None, true)
+                .await?
+            {
+                written += 1;
+            }
+        }
+        Ok(written)
     }
 
     pub async fn delete(&self, pk: String) -> Result<(), StoreError> {
@@ -324,6 +410,8 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .filter_expression("begins_with(pk, :prefix)")
                 .expression_attribute_values(":prefix", s(prefix))
+                // Cleanup after an admin change must see what was written just before it.
+                .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
                 .await
@@ -339,13 +427,24 @@ impl DynamoStore {
     }
 
     /// Revokes every live family of a user (after a password change, disable or delete).
+    /// Cleanup only: refresh and introspection check the account themselves.
     pub async fn revoke_user_families(&self, user_id: &str) -> Result<usize, StoreError> {
+        self.revoke_families_where(|f| f.user_id == user_id).await
+    }
+
+    /// Revokes every live family of a client (after `client delete`).
+    pub async fn revoke_client_families(&self, client_id: &str) -> Result<usize, StoreError> {
+        self.revoke_families_where(|f| f.client_id == client_id)
+            .await
+    }
+
+    async fn revoke_families_where(
+        &self,
+        matches: impl Fn(&RefreshFamily) -> bool,
+    ) -> Result<usize, StoreError> {
         let families: Vec<RefreshFamily> = self.scan_prefix("rfam#").await?;
         let mut revoked = 0;
-        for family in families
-            .iter()
-            .filter(|f| f.user_id == user_id && !f.revoked)
-        {
+        for family in families.iter().filter(|f| matches(f) && !f.revoked) {
             self.revoke_family(&family.family_id).await?;
             revoked += 1;
         }
@@ -359,39 +458,56 @@ impl ClientDirectory for DynamoStore {
     }
 }
 
-impl UserDirectory for DynamoStore {
-    async fn user(&self, username: &str) -> Result<Option<User>, StoreError> {
-        self.get(keys::user(username), true).await
-    }
+/// Takes the item stored under `pk` (when one was asked for and found) and decodes it.
+fn take<T: DeserializeOwned>(
+    items: &mut HashMap<String, Item>,
+    pk: Option<&String>,
+) -> Result<Option<T>, StoreError> {
+    pk.and_then(|pk| items.remove(pk)).map(decode).transpose()
 }
 
 impl LoginDirectory for DynamoStore {
     async fn login_records(
         &self,
-        client_id: &str,
-        username: &str,
+        client_id: Option<&str>,
+        username: Option<&str>,
     ) -> Result<LoginRecords, StoreError> {
-        let (client_pk, user_pk, lock_pk) = (
-            keys::client(client_id),
-            keys::user(username),
-            keys::user_lock(username),
-        );
+        let client_pk = client_id.map(keys::client);
+        let user_pk = username.map(keys::user);
+        let lock_pk = username.map(keys::user_lock);
+        let pks = [&client_pk, &user_pk, &lock_pk];
         let mut items = self
-            .batch_get(
-                vec![client_pk.clone(), user_pk.clone(), lock_pk.clone()],
-                true,
-            )
+            .batch_get(pks.into_iter().flatten().cloned().collect(), true)
             .await?;
         Ok(LoginRecords {
-            client: items.remove(&client_pk).map(decode).transpose()?,
-            user: items.remove(&user_pk).map(decode).transpose()?,
-            user_failures: items.remove(&lock_pk).map(decode).transpose()?,
+            client: take(&mut items, client_pk.as_ref())?,
+            user: take(&mut items, user_pk.as_ref())?,
+            user_failures: take(&mut items, lock_pk.as_ref())?,
+        })
+    }
+}
+
+impl TokenRecords for DynamoStore {
+    async fn read(&self, wanted: Wanted<'_>) -> Result<Found, StoreError> {
+        let client_pk = wanted.client.map(keys::client);
+        let account_pk = wanted.account.map(keys::account);
+        let family_pk = wanted.family.map(keys::family);
+        let revoked_pk = wanted.revoked_jti.map(keys::revoked);
+        let pks = [&client_pk, &account_pk, &family_pk, &revoked_pk];
+        let mut items = self
+            .batch_get(pks.into_iter().flatten().cloned().collect(), true)
+            .await?;
+        Ok(Found {
+            client: take(&mut items, client_pk.as_ref())?,
+            account: take::<Account>(&mut items, account_pk.as_ref())?,
+            family: take(&mut items, family_pk.as_ref())?,
+            jti_revoked: revoked_pk.is_some_and(|pk| items.contains_key(&pk)),
         })
     }
 }
 
 impl FailureCounters for DynamoStore {
-    async fn record_failure(
+    async fn increment(
         &self,
         counted: Counted<'_>,
         now: i64,
@@ -436,12 +552,16 @@ impl FailureCounters for DynamoStore {
 }
 
 impl RefreshFamilies for DynamoStore {
-    async fn create_family(&self, family: &RefreshFamily) -> Result<(), StoreError> {
+    async fn create_family(
+        &self,
+        family: &RefreshFamily,
+        retain_until: i64,
+    ) -> Result<(), StoreError> {
         let created = self
             .put(
                 keys::family(&family.family_id),
                 family,
-                Some(family.exp),
+                Some(retain_until.max(family.exp)),
                 true,
             )
             .await?;
@@ -450,23 +570,6 @@ impl RefreshFamilies for DynamoStore {
         } else {
             Err(StoreError::Corrupt("refresh family id collision".into()))
         }
-    }
-
-    async fn family_and_client(
-        &self,
-        family_id: &str,
-        client_id: &str,
-    ) -> Result<(Option<RefreshFamily>, Option<Client>), StoreError> {
-        let (family_pk, client_pk) = (keys::family(family_id), keys::client(client_id));
-        // Strongly consistent: a stale read of `current_hash` would look like reuse and revoke a
-        // legitimate family.
-        let mut items = self
-            .batch_get(vec![family_pk.clone(), client_pk.clone()], true)
-            .await?;
-        Ok((
-            items.remove(&family_pk).map(decode).transpose()?,
-            items.remove(&client_pk).map(decode).transpose()?,
-        ))
     }
 
     async fn rotate(
@@ -481,7 +584,7 @@ impl RefreshFamilies for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(keys::family(family_id))))
-            .update_expression("SET current_hash = :new")
+            .update_expression("SET current_hash = :new, issued_at = :now")
             .condition_expression("current_hash = :presented AND revoked = :false AND exp > :now")
             .expression_attribute_values(":new", s(new_hash))
             .expression_attribute_values(":presented", s(presented_hash))
@@ -526,25 +629,6 @@ impl RefreshFamilies for DynamoStore {
 }
 
 impl Revocations for DynamoStore {
-    async fn access_token_state(
-        &self,
-        jti: &str,
-        sid: Option<&str>,
-    ) -> Result<AccessTokenState, StoreError> {
-        let revoked_pk = keys::revoked(jti);
-        let family_pk = sid.map(keys::family);
-        let mut pks = vec![revoked_pk.clone()];
-        pks.extend(family_pk.clone());
-        let mut items = self.batch_get(pks, true).await?;
-        Ok(AccessTokenState {
-            jti_revoked: items.contains_key(&revoked_pk),
-            family: family_pk
-                .and_then(|pk| items.remove(&pk))
-                .map(decode)
-                .transpose()?,
-        })
-    }
-
     async fn revoke_access_token(&self, jti: &str, exp: i64) -> Result<(), StoreError> {
         let marker = RevokedToken {
             jti: jti.to_owned(),
@@ -553,9 +637,5 @@ impl Revocations for DynamoStore {
         self.put(keys::revoked(jti), &marker, Some(exp), false)
             .await
             .map(|_| ())
-    }
-
-    async fn family(&self, family_id: &str) -> Result<Option<RefreshFamily>, StoreError> {
-        self.get(keys::family(family_id), true).await
     }
 }

@@ -1,50 +1,84 @@
-//! In-memory adapter for unit tests and in-process benchmarks. Same semantics as the DynamoDB
-//! adapter (conditional rotation included), none of its I/O.
+//! In-memory adapter for unit tests and in-process benchmarks: the DynamoDB adapter's
+//! semantics (conditional rotation, refused family-id collisions, counter windows), none of its
+//! I/O. Test set-up (`put_client`, `put_user`) overwrites, as an administrator would.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    AccessTokenState, Client, ClientDirectory, Counted, FailureCounter, FailureCounters,
+    Account, Client, ClientDirectory, Counted, FailureCounter, FailureCounters, Found,
     LoginDirectory, LoginRecords, RefreshFamilies, RefreshFamily, Revocations, RevokedToken,
-    Rotation, User, UserDirectory,
+    Rotation, TokenRecords, User, Wanted,
 };
 use crate::error::StoreError;
 
-#[derive(Default)]
+/// Clones share one set of records (a token and a tokeninfo service over the same "table").
+#[derive(Default, Clone)]
 pub struct MemoryStore {
+    records: Arc<Records>,
+}
+
+#[derive(Default)]
+struct Records {
     clients: Mutex<HashMap<String, Client>>,
     users: Mutex<HashMap<String, User>>,
+    accounts: Mutex<HashMap<String, Account>>,
     families: Mutex<HashMap<String, RefreshFamily>>,
     failures: Mutex<HashMap<String, FailureCounter>>,
     revoked: Mutex<HashMap<String, RevokedToken>>,
 }
 
-fn poisoned<T>(_: T) -> StoreError {
-    StoreError::Unavailable("memory store lock poisoned".into())
+fn lock<T>(mutex: &Mutex<T>) -> Result<MutexGuard<'_, T>, StoreError> {
+    mutex
+        .lock()
+        .map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))
 }
 
 impl MemoryStore {
     pub fn put_client(&self, client: Client) {
-        if let Ok(mut clients) = self.clients.lock() {
+        if let Ok(mut clients) = lock(&self.records.clients) {
             clients.insert(client.client_id.clone(), client);
         }
     }
 
+    pub fn remove_client(&self, client_id: &str) {
+        if let Ok(mut clients) = lock(&self.records.clients) {
+            clients.remove(client_id);
+        }
+    }
+
+    /// Stores the login record and the account, as `oauthctl` does.
     pub fn put_user(&self, user: User) {
-        if let Ok(mut users) = self.users.lock() {
+        if let (Ok(mut users), Ok(mut accounts)) =
+            (lock(&self.records.users), lock(&self.records.accounts))
+        {
+            accounts.insert(user.user_id.clone(), user.account());
             users.insert(user.username.clone(), user);
         }
     }
 
-    pub fn family_snapshot(&self, family_id: &str) -> Option<RefreshFamily> {
-        self.families.lock().ok()?.get(family_id).cloned()
+    pub fn remove_user(&self, username: &str) {
+        if let (Ok(mut users), Ok(mut accounts)) =
+            (lock(&self.records.users), lock(&self.records.accounts))
+            && let Some(user) = users.remove(username)
+        {
+            accounts.remove(&user.user_id);
+        }
     }
 
-    /// Failures recorded for `counted` (0 without a counter), whatever its window.
+    pub fn family_snapshot(&self, family_id: &str) -> Option<RefreshFamily> {
+        lock(&self.records.families).ok()?.get(family_id).cloned()
+    }
+
+    pub fn remove_family(&self, family_id: &str) {
+        if let Ok(mut families) = lock(&self.records.families) {
+            families.remove(family_id);
+        }
+    }
+
+    /// The count recorded for `counted` (0 without a counter), whatever its window.
     pub fn failures_recorded(&self, counted: Counted<'_>) -> u32 {
-        self.failures
-            .lock()
+        lock(&self.records.failures)
             .ok()
             .and_then(|counters| counters.get(&counted.key()).map(|c| c.failures))
             .unwrap_or(0)
@@ -53,60 +87,57 @@ impl MemoryStore {
 
 impl ClientDirectory for MemoryStore {
     async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
-        Ok(self
-            .clients
-            .lock()
-            .map_err(poisoned)?
-            .get(client_id)
-            .cloned())
-    }
-}
-
-impl UserDirectory for MemoryStore {
-    async fn user(&self, username: &str) -> Result<Option<User>, StoreError> {
-        Ok(self.users.lock().map_err(poisoned)?.get(username).cloned())
+        Ok(lock(&self.records.clients)?.get(client_id).cloned())
     }
 }
 
 impl LoginDirectory for MemoryStore {
     async fn login_records(
         &self,
-        client_id: &str,
-        username: &str,
+        client_id: Option<&str>,
+        username: Option<&str>,
     ) -> Result<LoginRecords, StoreError> {
+        let clients = lock(&self.records.clients)?;
+        let users = lock(&self.records.users)?;
+        let failures = lock(&self.records.failures)?;
         Ok(LoginRecords {
-            client: self
-                .clients
-                .lock()
-                .map_err(poisoned)?
-                .get(client_id)
-                .cloned(),
-            user: self.users.lock().map_err(poisoned)?.get(username).cloned(),
-            user_failures: self
-                .failures
-                .lock()
-                .map_err(poisoned)?
-                .get(&Counted::User(username).key())
-                .cloned(),
+            client: client_id.and_then(|id| clients.get(id).cloned()),
+            user: username.and_then(|name| users.get(name).cloned()),
+            user_failures: username
+                .and_then(|name| failures.get(&Counted::User(name).key()).cloned()),
+        })
+    }
+}
+
+impl TokenRecords for MemoryStore {
+    async fn read(&self, wanted: Wanted<'_>) -> Result<Found, StoreError> {
+        Ok(Found {
+            client: wanted
+                .client
+                .and_then(|id| lock(&self.records.clients).ok()?.get(id).cloned()),
+            account: wanted
+                .account
+                .and_then(|id| lock(&self.records.accounts).ok()?.get(id).cloned()),
+            family: wanted.family.and_then(|id| self.family_snapshot(id)),
+            jti_revoked: wanted
+                .revoked_jti
+                .is_some_and(|jti| lock(&self.records.revoked).is_ok_and(|r| r.contains_key(jti))),
         })
     }
 }
 
 impl FailureCounters for MemoryStore {
-    async fn record_failure(
+    async fn increment(
         &self,
         counted: Counted<'_>,
         now: i64,
         window: i64,
         _seen_live: bool,
     ) -> Result<u32, StoreError> {
-        let mut counters = self.failures.lock().map_err(poisoned)?;
+        let mut counters = lock(&self.records.failures)?;
         let counter = counters.entry(counted.key()).or_default();
         if counter.window_end <= now {
-            *counter = FailureCounter {
-                failures: 0,
-                window_end: now + window,
-            };
+            counter.failures = 0;
         }
         counter.failures += 1;
         counter.window_end = now + window;
@@ -114,40 +145,25 @@ impl FailureCounters for MemoryStore {
     }
 
     async fn clear_failures(&self, counted: Counted<'_>) -> Result<(), StoreError> {
-        self.failures
-            .lock()
-            .map_err(poisoned)?
-            .remove(&counted.key());
+        if let Some(counter) = lock(&self.records.failures)?.get_mut(&counted.key()) {
+            counter.failures = 0;
+        }
         Ok(())
     }
 }
 
 impl RefreshFamilies for MemoryStore {
-    async fn create_family(&self, family: &RefreshFamily) -> Result<(), StoreError> {
-        self.families
-            .lock()
-            .map_err(poisoned)?
-            .insert(family.family_id.clone(), family.clone());
-        Ok(())
-    }
-
-    async fn family_and_client(
+    async fn create_family(
         &self,
-        family_id: &str,
-        client_id: &str,
-    ) -> Result<(Option<RefreshFamily>, Option<Client>), StoreError> {
-        Ok((
-            self.families
-                .lock()
-                .map_err(poisoned)?
-                .get(family_id)
-                .cloned(),
-            self.clients
-                .lock()
-                .map_err(poisoned)?
-                .get(client_id)
-                .cloned(),
-        ))
+        family: &RefreshFamily,
+        _retain_until: i64,
+    ) -> Result<(), StoreError> {
+        let mut families = lock(&self.records.families)?;
+        if families.contains_key(&family.family_id) {
+            return Err(StoreError::Corrupt("refresh family id collision".into()));
+        }
+        families.insert(family.family_id.clone(), family.clone());
+        Ok(())
     }
 
     async fn rotate(
@@ -157,10 +173,11 @@ impl RefreshFamilies for MemoryStore {
         new_hash: &str,
         now: i64,
     ) -> Result<Rotation, StoreError> {
-        let mut families = self.families.lock().map_err(poisoned)?;
+        let mut families = lock(&self.records.families)?;
         match families.get_mut(family_id) {
             Some(f) if f.current_hash == presented_hash && !f.revoked && f.exp > now => {
                 f.current_hash = new_hash.to_owned();
+                f.issued_at = now;
                 Ok(Rotation::Rotated)
             }
             _ => Ok(Rotation::Rejected),
@@ -168,7 +185,7 @@ impl RefreshFamilies for MemoryStore {
     }
 
     async fn revoke_family(&self, family_id: &str) -> Result<(), StoreError> {
-        if let Some(f) = self.families.lock().map_err(poisoned)?.get_mut(family_id) {
+        if let Some(f) = lock(&self.records.families)?.get_mut(family_id) {
             f.revoked = true;
         }
         Ok(())
@@ -176,19 +193,8 @@ impl RefreshFamilies for MemoryStore {
 }
 
 impl Revocations for MemoryStore {
-    async fn access_token_state(
-        &self,
-        jti: &str,
-        sid: Option<&str>,
-    ) -> Result<AccessTokenState, StoreError> {
-        Ok(AccessTokenState {
-            jti_revoked: self.revoked.lock().map_err(poisoned)?.contains_key(jti),
-            family: sid.and_then(|sid| self.family_snapshot(sid)),
-        })
-    }
-
     async fn revoke_access_token(&self, jti: &str, exp: i64) -> Result<(), StoreError> {
-        self.revoked.lock().map_err(poisoned)?.insert(
+        lock(&self.records.revoked)?.insert(
             jti.to_owned(),
             RevokedToken {
                 jti: jti.to_owned(),
@@ -196,14 +202,5 @@ impl Revocations for MemoryStore {
             },
         );
         Ok(())
-    }
-
-    async fn family(&self, family_id: &str) -> Result<Option<RefreshFamily>, StoreError> {
-        Ok(self
-            .families
-            .lock()
-            .map_err(poisoned)?
-            .get(family_id)
-            .cloned())
     }
 }

@@ -2,7 +2,8 @@
 //! Adapters: `dynamo` (DynamoDB), `secrets` (Secrets Manager key source), `memory` (unit tests).
 //!
 //! Each port method maps to the calls SPEC §7 budgets: a client lookup is one GetItem, a login
-//! one BatchGetItem, a refresh one BatchGetItem plus one conditional UpdateItem.
+//! one BatchGetItem, a refresh one BatchGetItem plus one conditional UpdateItem, a token check
+//! (introspection, userinfo) one BatchGetItem.
 
 #[cfg(feature = "aws")]
 pub mod aws;
@@ -99,6 +100,46 @@ pub struct User {
     pub claims: BTreeMap<String, String>,
     pub enabled: bool,
     pub created_at: i64,
+    /// When the password was last set (epoch seconds): sessions and tokens from before it end.
+    #[serde(default)]
+    pub credentials_changed_at: i64,
+}
+
+impl User {
+    /// The account record written beside this login record.
+    pub fn account(&self) -> Account {
+        Account {
+            user_id: self.user_id.clone(),
+            username: self.username.clone(),
+            claims: self.claims.clone(),
+            enabled: self.enabled,
+            credentials_changed_at: self.credentials_changed_at,
+        }
+    }
+}
+
+/// A user as tokens see it, keyed by the immutable `user_id` (`uid#…`): refresh,
+/// introspection and userinfo find it from a token's `sub` or refresh-token family, which do
+/// not carry the username. oauthctl writes it beside `user#<username>` on every change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub user_id: String,
+    pub username: String,
+    #[serde(default)]
+    pub claims: BTreeMap<String, String>,
+    pub enabled: bool,
+    #[serde(default)]
+    pub credentials_changed_at: i64,
+}
+
+impl Account {
+    /// Whether a session or token of `user_id` that began at `since` may still be honoured:
+    /// the account exists (the caller found it), is enabled, is the same user (a username
+    /// deleted and created again is another `user_id`), and its password was not changed
+    /// after `since`.
+    pub fn honours(&self, user_id: &str, since: i64) -> bool {
+        self.enabled && self.user_id == user_id && self.credentials_changed_at <= since
+    }
 }
 
 /// A login session: one item per refresh-token family, rotated in place (SPEC §7).
@@ -107,17 +148,38 @@ pub struct RefreshFamily {
     pub family_id: String,
     pub client_id: String,
     pub user_id: String,
-    pub username: String,
     pub scope: String,
     /// Original login time, kept across refreshes (OIDC Core §2 `auth_time`).
     pub auth_time: i64,
+    /// When the current refresh token was issued (RFC 7662 §2.2 `iat`); 0 on families
+    /// written before it was kept (then `auth_time`).
+    #[serde(default)]
+    pub issued_at: i64,
     /// SHA-256 of the random part of the family's one valid refresh token.
     pub current_hash: String,
     pub revoked: bool,
     pub exp: i64,
-    /// The user's claims at login; admin changes to the user revoke the user's families.
-    #[serde(default)]
-    pub claims: BTreeMap<String, String>,
+}
+
+impl RefreshFamily {
+    /// Whether the family may still be used by `client` at `now`: the client's own, not
+    /// revoked, not expired, and not older than the client record — a client deleted and
+    /// created again under the same id inherits nothing (RFC 6749 §6 binds the token to
+    /// the client it was issued to).
+    pub fn live_for(&self, client: &Client, now: i64) -> bool {
+        self.client_id == client.client_id
+            && !self.revoked
+            && self.exp > now
+            && self.auth_time >= client.created_at
+    }
+
+    pub fn current_token_issued_at(&self) -> i64 {
+        if self.issued_at > 0 {
+            self.issued_at
+        } else {
+            self.auth_time
+        }
+    }
 }
 
 /// Brute-force counter for one username or client id (`lock#user#…` / `lock#client#…`).
@@ -153,18 +215,40 @@ pub trait ClientDirectory: Send + Sync {
     ) -> impl Future<Output = Result<Option<Client>, StoreError>> + Send;
 }
 
-pub trait UserDirectory: Send + Sync {
-    fn user(&self, username: &str)
-    -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
-}
-
 pub trait LoginDirectory: Send + Sync {
-    /// Client, user and the user's failure counter in one read.
+    /// Client, user and the user's failure counter in one read; an absent key is not read.
     fn login_records(
         &self,
-        client_id: &str,
-        username: &str,
+        client_id: Option<&str>,
+        username: Option<&str>,
     ) -> impl Future<Output = Result<LoginRecords, StoreError>> + Send;
+}
+
+/// Which records a check needs. Every one asked for is read in one strongly consistent round
+/// trip (a stale `current_hash` would look like reuse and revoke a legitimate family).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wanted<'a> {
+    pub client: Option<&'a str>,
+    /// `uid#<user_id>`.
+    pub account: Option<&'a str>,
+    pub family: Option<&'a str>,
+    /// `revoked#<jti>`.
+    pub revoked_jti: Option<&'a str>,
+}
+
+/// What a `Wanted` read found.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    pub client: Option<Client>,
+    pub account: Option<Account>,
+    pub family: Option<RefreshFamily>,
+    /// `revoked#<jti>` exists.
+    pub jti_revoked: bool,
+}
+
+/// The state behind tokens: clients, accounts, families and revocation markers.
+pub trait TokenRecords: Send + Sync {
+    fn read(&self, wanted: Wanted<'_>) -> impl Future<Output = Result<Found, StoreError>> + Send;
 }
 
 /// Whose failures a counter counts.
@@ -186,10 +270,11 @@ impl Counted<'_> {
 }
 
 pub trait FailureCounters: Send + Sync {
-    /// Counts one failure and slides the window to `now + window`; returns the failures counted
+    /// Counts one attempt (a failed client authentication, or a password attempt before it is
+    /// verified) in one atomic write and slides the window to `now + window`; returns the count
     /// inside the window (a counter whose window ended starts again at one). `seen_live` says
     /// whether the caller already read a live counter, so the usual case is one write.
-    fn record_failure(
+    fn increment(
         &self,
         counted: Counted<'_>,
         now: i64,
@@ -204,20 +289,17 @@ pub trait FailureCounters: Send + Sync {
 }
 
 pub trait RefreshFamilies: Send + Sync {
+    /// Stores a new family, kept until `retain_until` (past its own `exp`: its revocation must
+    /// outlive every access token minted from it, SPEC §7).
     fn create_family(
         &self,
         family: &RefreshFamily,
+        retain_until: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The family (strongly consistent) and the client, in one read.
-    fn family_and_client(
-        &self,
-        family_id: &str,
-        client_id: &str,
-    ) -> impl Future<Output = Result<(Option<RefreshFamily>, Option<Client>), StoreError>> + Send;
-
-    /// Replaces `presented_hash` by `new_hash` only if it is still current, the family is not
-    /// revoked and not expired — a single conditional write, so of N racing rotations one wins.
+    /// Replaces `presented_hash` by `new_hash` (and `issued_at` by `now`) only if it is still
+    /// current, the family is not revoked and not expired — a single conditional write, so of
+    /// N racing rotations one wins.
     fn rotate(
         &self,
         family_id: &str,
@@ -230,15 +312,6 @@ pub trait RefreshFamilies: Send + Sync {
     -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// What the store knows about an access token beyond its signature.
-#[derive(Debug, Clone, Default)]
-pub struct AccessTokenState {
-    /// `revoked#<jti>` exists.
-    pub jti_revoked: bool,
-    /// The token's `sid` family, when it has one and it still exists.
-    pub family: Option<RefreshFamily>,
-}
-
 /// A revoked access token's marker, kept until the token's own `exp`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RevokedToken {
@@ -247,25 +320,39 @@ pub struct RevokedToken {
 }
 
 pub trait Revocations: Send + Sync {
-    /// `revoked#<jti>` and `rfam#<sid>` in one read.
-    fn access_token_state(
-        &self,
-        jti: &str,
-        sid: Option<&str>,
-    ) -> impl Future<Output = Result<AccessTokenState, StoreError>> + Send;
-
     /// Marks an access token revoked until `exp` (RFC 7009 §2.1).
     fn revoke_access_token(
         &self,
         jti: &str,
         exp: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
 
-    /// One family, strongly consistent.
-    fn family(
-        &self,
-        family_id: &str,
-    ) -> impl Future<Output = Result<Option<RefreshFamily>, StoreError>> + Send;
+/// Longest client id that can exist (the CLI refuses longer; DynamoDB keys are at most 2048
+/// bytes).
+pub const MAX_CLIENT_ID_LEN: usize = 128;
+/// Longest username that can exist (the CLI refuses longer).
+pub const MAX_USERNAME_LEN: usize = 256;
+
+/// A presented client id as a lookup key: one that cannot exist is not looked up.
+pub fn client_key(client_id: &str) -> Option<&str> {
+    (!client_id.is_empty() && client_id.len() <= MAX_CLIENT_ID_LEN).then_some(client_id)
+}
+
+/// The client a presented id names (one GetItem); an id that cannot exist is not looked up.
+pub async fn presented_client<S: ClientDirectory>(
+    store: &S,
+    client_id: &str,
+) -> Result<Option<Client>, StoreError> {
+    match client_key(client_id) {
+        Some(id) => store.client(id).await,
+        None => Ok(None),
+    }
+}
+
+/// A presented username as a lookup key: one that cannot exist is not looked up.
+pub fn username_key(username: &str) -> Option<&str> {
+    (!username.is_empty() && username.len() <= MAX_USERNAME_LEN).then_some(username)
 }
 
 /// Storage key of each record kind (SPEC §7).
@@ -275,6 +362,9 @@ pub mod keys {
     }
     pub fn user(username: &str) -> String {
         format!("user#{username}")
+    }
+    pub fn account(user_id: &str) -> String {
+        format!("uid#{user_id}")
     }
     pub fn family(family_id: &str) -> String {
         format!("rfam#{family_id}")

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 /// Names a custom claim may never use: they are set by the service (RFC 7519 §4.1, RFC 9068
 /// §2.2, OIDC Core §2) and a custom value would spoof them.
-pub const REGISTERED: [&str; 15] = [
+/// `username` is RFC 7662's member name, `acr`/`amr` OIDC Core §2, `cnf` RFC 7800, `act`/
+/// `may_act` RFC 8693, the hashes OIDC Core §3.1.3.6 and §3.3.2.11.
+pub const REGISTERED: [&str; 23] = [
     "iss",
     "sub",
     "aud",
@@ -20,6 +22,14 @@ pub const REGISTERED: [&str; 15] = [
     "sid",
     "typ",
     "username",
+    "acr",
+    "amr",
+    "cnf",
+    "act",
+    "may_act",
+    "at_hash",
+    "c_hash",
+    "s_hash",
 ];
 
 /// OIDC Core §5.4: claims each scope releases to the id_token and userinfo.
@@ -75,8 +85,16 @@ fn released_by(scope: &str) -> &'static [&'static str] {
     }
 }
 
-/// Stored claim text to JSON: `*_verified` and `updated_at` have non-string types in OIDC.
+/// Stored claim text to JSON: `*_verified` and `updated_at` have non-string types in OIDC, and
+/// `address` is a JSON object (OIDC Core §5.1.1): stored JSON text of an object is that object,
+/// any other text its `formatted` member.
 fn typed(name: &str, value: &str) -> serde_json::Value {
+    if name == "address" {
+        return match serde_json::from_str::<serde_json::Value>(value) {
+            Ok(object @ serde_json::Value::Object(_)) => object,
+            _ => serde_json::json!({ "formatted": value }),
+        };
+    }
     if name.ends_with("_verified")
         && let Ok(b) = value.parse::<bool>()
     {
@@ -147,6 +165,23 @@ mod tests {
         let profile = standard_claims(&["profile".into()], "alice", &claims());
         assert_eq!(profile.get("preferred_username"), Some(&"alice".into()));
         assert_eq!(profile.get("name"), Some(&"Alice".into()));
+    }
+
+    #[test]
+    fn address_is_a_json_object() {
+        let scopes = ["address".to_owned()];
+        let structured = BTreeMap::from([(
+            "address".to_owned(),
+            r#"{"street_address":"1 Main St","locality":"Springfield"}"#.to_owned(),
+        )]);
+        let released = standard_claims(&scopes, "alice", &structured);
+        assert_eq!(released["address"]["locality"], "Springfield");
+        let plain = BTreeMap::from([("address".to_owned(), "1 Main St".to_owned())]);
+        let released = standard_claims(&scopes, "alice", &plain);
+        assert_eq!(
+            released["address"],
+            serde_json::json!({"formatted": "1 Main St"})
+        );
     }
 
     #[test]

@@ -29,9 +29,9 @@ pub struct AccessTokenClaims {
     /// The refresh-token family (login session) this token belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
-    /// The user's login name, for introspection (RFC 7662 §2.2 `username`).
+    /// The user's login name, only with the `profile` scope (OIDC Core §5.4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
+    pub preferred_username: Option<String>,
     #[serde(flatten)]
     pub custom: BTreeMap<String, serde_json::Value>,
 }

@@ -1,0 +1,188 @@
+//! The one fixture set of the project's unit tests, integration tests, benchmarks and fuzz
+//! targets (feature `testing`): a key set, a configuration, clients, a user, an in-memory
+//! store holding them, and request builders.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use base64::Engine;
+
+use crate::config::Config;
+use crate::crypto::sha256_b64;
+use crate::error::StoreError;
+use crate::http::{ApiRequest, ApiResponse};
+use crate::keys::rotation::ensure_keys;
+use crate::keys::{Alg, KeySetDocument, KeySource};
+use crate::storage::memory::MemoryStore;
+use crate::storage::{Client, GrantType, StoredSecret, User};
+
+pub const ISSUER: &str = "https://id.example.com/oauth";
+/// Every fixture client's secret: the shape `oauthctl` generates (43 base64url characters).
+pub const CLIENT_SECRET: &str = "Vd2mQ1o8cX4yZ7bN0aR5tU3wE6hJ9kL2pS4fG8dA1qC";
+/// A secret of the same shape that no client has.
+pub const WRONG_SECRET: &str = "Xd2mQ1o8cX4yZ7bN0aR5tU3wE6hJ9kL2pS4fG8dA1qC";
+pub const USERNAME: &str = "alice";
+pub const USER_ID: &str = "6f0c1d2e-3b4a-4c5d-8e9f-0a1b2c3d4e5f";
+pub const PASSWORD: &str = "correct horse battery staple";
+pub const REDIRECT_URI: &str = "https://app.example.com/cb";
+
+/// A key source that always answers the same key-set document.
+#[derive(Clone)]
+pub struct StaticKeys(pub String);
+
+impl KeySource for StaticKeys {
+    async fn load(&self) -> Result<Option<String>, StoreError> {
+        Ok(Some(self.0.clone()))
+    }
+}
+
+/// A key set with an active and a next key for each of `algs` (RS256 always: id_tokens).
+/// Generated once per process and set of algorithms: RSA generation is slow.
+pub fn key_set(algs: &[Alg]) -> StaticKeys {
+    static ALL: OnceLock<String> = OnceLock::new();
+    static ES256_ONLY: OnceLock<String> = OnceLock::new();
+    let generate = |algs: &[Alg]| {
+        let mut doc = KeySetDocument::default();
+        for alg in algs {
+            ensure_keys(&mut doc, *alg, crate::now_epoch()).expect("key generation");
+        }
+        serde_json::to_string(&doc).expect("key set JSON")
+    };
+    let text = if algs == [Alg::Es256] {
+        // The fuzz targets: no RSA generation under a sanitizer.
+        ES256_ONLY.get_or_init(|| generate(algs))
+    } else {
+        ALL.get_or_init(|| generate(&Alg::ALL))
+    };
+    StaticKeys(text.clone())
+}
+
+/// Configuration with `ISSUER` fixed, `ACCESS_TOKEN_ALG = alg`, and `extra` variables.
+pub fn config(alg: Alg, extra: &[(&str, &str)]) -> Config {
+    let mut vars: BTreeMap<&str, String> = [
+        ("TABLE_NAME", "test".to_owned()),
+        ("SIGNING_KEYS_SECRET_ID", "test".to_owned()),
+        ("ISSUER", ISSUER.to_owned()),
+        ("ACCESS_TOKEN_ALG", alg.as_str().to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    Config::from_lookup(|k| vars.get(k).cloned()).expect("test configuration")
+}
+
+/// An enabled client with secret `CLIENT_SECRET`, allowed the OIDC scopes and `read write`
+/// (default `read`), redirect URI `REDIRECT_URI`, claim `tier=gold`.
+pub fn client(id: &str, grants: &[GrantType]) -> Client {
+    Client {
+        client_id: id.to_owned(),
+        name: id.to_owned(),
+        secrets: vec![StoredSecret {
+            sha256: sha256_b64(CLIENT_SECRET.as_bytes()),
+            expires_at: None,
+        }],
+        api_key_sha256: None,
+        grants: grants.to_vec(),
+        allowed_scopes: ["openid", "profile", "email", "address", "read", "write"]
+            .map(String::from)
+            .to_vec(),
+        default_scopes: vec!["read".to_owned()],
+        redirect_uris: vec![REDIRECT_URI.to_owned()],
+        access_token_ttl: 3600,
+        refresh_token_ttl: 86_400,
+        audience: None,
+        claims: BTreeMap::from([("tier".to_owned(), "gold".to_owned())]),
+        enabled: true,
+        created_at: 0,
+    }
+}
+
+/// User `alice` (`USER_ID`) with an e-mail claim.
+pub fn user(password_hash: &str) -> User {
+    User {
+        username: USERNAME.to_owned(),
+        user_id: USER_ID.to_owned(),
+        password_hash: password_hash.to_owned(),
+        claims: BTreeMap::from([("email".to_owned(), "alice@example.com".to_owned())]),
+        enabled: true,
+        created_at: 0,
+        credentials_changed_at: 0,
+    }
+}
+
+/// The argon2id hash of `PASSWORD`, computed once per process.
+pub fn password_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| crate::password::hash_password(PASSWORD).expect("argon2 hash"))
+}
+
+/// Clients `app` (client_credentials, password, refresh_token), `svc` (client_credentials),
+/// `off` (client_credentials, disabled); user `alice` with `password_hash`.
+pub fn store(password_hash: &str) -> MemoryStore {
+    let store = MemoryStore::default();
+    let all = [
+        GrantType::ClientCredentials,
+        GrantType::Password,
+        GrantType::RefreshToken,
+    ];
+    store.put_client(client("app", &all));
+    store.put_client(client("svc", &[GrantType::ClientCredentials]));
+    let mut off = client("off", &[GrantType::ClientCredentials]);
+    off.enabled = false;
+    store.put_client(off);
+    store.put_user(user(password_hash));
+    store
+}
+
+/// `Authorization: Basic` of `user:password` (RFC 7617).
+pub fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+/// A POST with a body of `content_type` and extra `headers`.
+pub fn post(path: &str, content_type: &str, body: &str, headers: &[(&str, &str)]) -> ApiRequest {
+    let mut request = ApiRequest {
+        method: http::Method::POST,
+        path: path.to_owned(),
+        body: body.as_bytes().to_vec(),
+        domain_name: Some("id.example.com".to_owned()),
+        ..ApiRequest::default()
+    };
+    request.headers.insert(
+        "content-type",
+        content_type.parse().expect("content type header"),
+    );
+    for (name, value) in headers {
+        request.headers.insert(
+            http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            value.parse().expect("header value"),
+        );
+    }
+    request
+}
+
+/// A form POST to the token endpoint.
+pub fn form(body: &str, headers: &[(&str, &str)]) -> ApiRequest {
+    post(
+        "/oauth/v2/token",
+        "application/x-www-form-urlencoded",
+        body,
+        headers,
+    )
+}
+
+pub fn json_of(response: &ApiResponse) -> serde_json::Value {
+    serde_json::from_str(&response.body).unwrap_or(serde_json::Value::Null)
+}
+
+/// The claims of a JWT, without verification (tests verify separately).
+pub fn claims_of(jwt: &str) -> serde_json::Value {
+    let payload = jwt.split('.').nth(1).expect("a JWS has a payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
