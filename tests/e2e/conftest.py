@@ -12,7 +12,8 @@ stack         (session) aws_backend + `oauthctl init` + `cargo lambda watch` ser
 Environment knobs
 -----------------
 OAUTH_E2E_SKIP_BUILD=1     do not run `cargo build` first (binaries must already exist).
-OAUTH_E2E_CONCURRENCY=N    instances per function (default 4) so concurrent requests race.
+OAUTH_E2E_CONCURRENCY=N    instances per function (default 4) so concurrent requests race
+                           (`stack.functions_with(concurrency=N)` sets it for one extra watch).
 OAUTH_E2E_START_TIMEOUT=S  seconds to wait for the functions to answer (default 300).
 OAUTH_E2E_RUST_LOG=...     RUST_LOG for the functions (default "info").
 CARGO_TARGET_DIR           honoured when locating target/debug/oauthctl.
@@ -269,7 +270,8 @@ def _build_binaries(env: dict[str, str]) -> None:
 class LambdaWatch:
     """`cargo lambda watch` serving the workspace's functions on 127.0.0.1:port."""
 
-    def __init__(self, port: int, function_env: dict[str, str], name: str = "watch"):
+    def __init__(self, port: int, function_env: dict[str, str], name: str = "watch",
+                 concurrency: Optional[int] = None):
         self.port = port
         self.function_env = dict(function_env)
         LOG_DIR.mkdir(parents=True, exist_ok=True)
@@ -284,7 +286,7 @@ class LambdaWatch:
             "--disable-cors",      # let the functions' own CORS headers through
             # Several instances per function, as Lambda scales out: concurrent requests really
             # race (refresh rotation, lockout counting) instead of queueing on one process.
-            "--concurrency", os.environ.get("OAUTH_E2E_CONCURRENCY", "4"),
+            "--concurrency", str(concurrency or os.environ.get("OAUTH_E2E_CONCURRENCY", "4")),
             "--env-file", str(self.env_file),
         ]
         # Function config goes only through --env-file (it takes precedence over the
@@ -346,6 +348,19 @@ class LambdaWatch:
                     break
                 except requests.RequestException:
                     time.sleep(0.3)
+
+    def instances(self, function: str) -> int:
+        """How many processes of `function` (a binary name: token, tokeninfo, discovery) are
+        running under this watch (cargo-lambda starts them on demand, up to --concurrency)."""
+        count = 0
+        for pid in _descendants(self.proc.popen.pid) if self.proc.alive else []:
+            try:
+                argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+            except OSError:
+                continue
+            if Path(argv0.decode(errors="replace")).name == function:
+                count += 1
+        return count
 
     def stop(self) -> None:
         self.proc.stop()
@@ -419,14 +434,16 @@ class Stack:
             raise OauthctlError(args, res.returncode, res.stdout, f"stdout is not JSON: {e}")
 
     @contextlib.contextmanager
-    def functions_with(self, **overrides: str) -> Iterator[LambdaWatch]:
+    def functions_with(self, *, concurrency: Optional[int] = None,
+                       **overrides: str) -> Iterator[LambdaWatch]:
         """A second `cargo lambda watch` on another port with changed function env
-        (e.g. ACCESS_TOKEN_ALG="ES256"). ISSUER follows the new port unless given."""
+        (e.g. ACCESS_TOKEN_ALG="ES256"). ISSUER follows the new port unless given.
+        `concurrency`: instances per function (default OAUTH_E2E_CONCURRENCY)."""
         port = free_port()
         env = dict(self.function_env)
         env["ISSUER"] = f"http://127.0.0.1:{port}/oauth"
         env.update({k: str(v) for k, v in overrides.items()})
-        w = LambdaWatch(port, env, name="watch-extra")
+        w = LambdaWatch(port, env, name="watch-extra", concurrency=concurrency)
         try:
             w.wait_ready(_start_timeout())
             yield w

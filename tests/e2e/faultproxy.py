@@ -14,6 +14,11 @@ Modes (``proxy.set_mode(name, **options)``):
               ``ThrottlingException`` (keep-alive honoured, nothing reaches upstream).
 ``error``     answer every request with HTTP ``status`` (default 500) and a
               DynamoDB-style ``InternalServerError`` body.
+``unprocessed`` answer every DynamoDB ``BatchGetItem`` after ``delay`` seconds with a
+              200 whose ``UnprocessedKeys`` hold every requested key and whose
+              ``Responses`` are empty (built from the request's ``RequestItems``; nothing
+              reaches upstream), as DynamoDB does under throttling; every other request
+              is forwarded as in ``pass``.
 
 ``targets=("DynamoDB_20120810",)`` limits a fault (down/slow/throttle/error) to
 requests whose ``X-Amz-Target`` header starts with one of the prefixes; other
@@ -23,7 +28,7 @@ alone).
 Switching modes closes every connection that is currently being piped, so that
 pooled keep-alive connections in the client pick up the new mode on their next
 request. ``proxy.stats`` counts what happened (``accepted``, ``piped``, ``forwarded``,
-``reset``, ``delayed``, ``throttled``, ``errored``).
+``reset``, ``delayed``, ``throttled``, ``errored``, ``unprocessed``).
 
 The proxy is bounded: every socket has a timeout, all threads are daemons, and
 ``stop()`` (or the ``with`` block, or ``max_lifetime`` seconds) shuts everything down.
@@ -38,10 +43,12 @@ import struct
 import threading
 import time
 import uuid
+import zlib
 from collections import Counter
 from typing import Iterable, Optional
 
-MODES = ("pass", "down", "refuse", "slow", "throttle", "error")
+MODES = ("pass", "down", "refuse", "slow", "throttle", "error", "unprocessed")
+BATCH_GET_ITEM = "DynamoDB_20120810.BatchGetItem"
 
 _HEADER_LIMIT = 64 * 1024
 _BODY_LIMIT = 16 * 1024 * 1024
@@ -204,6 +211,10 @@ class FaultProxy:
             raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
         if mode == "slow" and delay <= 0:
             raise ValueError("slow mode needs delay > 0")
+        if delay < 0:
+            raise ValueError("delay must not be negative")
+        if mode == "unprocessed" and not targets:
+            targets = (BATCH_GET_ITEM,)
         with self._lock:
             self._mode = mode
             self._delay = float(delay)
@@ -373,9 +384,14 @@ class FaultProxy:
 
     def _read_body(self, conn: socket.socket, req: _Request) -> bytes:
         """Consume the request body; return bytes read past it (pipelined data)."""
+        return self._read_full_body(conn, req)[1]
+
+    def _read_full_body(self, conn: socket.socket, req: _Request) -> tuple[bytes, bytes]:
+        """Consume the request body; return (body, bytes read past it)."""
         buf = req.rest
         te = (req.header("transfer-encoding") or "").lower()
         if "chunked" in te:
+            body = b""
             while True:
                 while b"\r\n" not in buf:
                     buf += self._recv_some(conn)
@@ -388,16 +404,19 @@ class FaultProxy:
                             buf += self._recv_some(conn)
                         line, _, buf = buf.partition(b"\r\n")
                         if not line:
-                            return buf
+                            return body, buf
                 while len(buf) < size + 2:
                     buf += self._recv_some(conn)
+                if len(body) + size > _BODY_LIMIT:
+                    raise OSError("request body too large")
+                body += buf[:size]
                 buf = buf[size + 2 :]
         length = int(req.header("content-length") or 0)
         if length > _BODY_LIMIT:
             raise OSError("request body too large")
         while len(buf) < length:
             buf += self._recv_some(conn)
-        return buf[length:]
+        return buf[:length], buf[length:]
 
     @staticmethod
     def _recv_some(conn: socket.socket) -> bytes:
@@ -423,6 +442,27 @@ class FaultProxy:
         ]
         return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
+    @staticmethod
+    def _unprocessed_response(body: bytes, close: bool) -> bytes:
+        """A BatchGetItem success that processed nothing: every requested key comes back in
+        `UnprocessedKeys` (each table's entry is the request's own KeysAndAttributes)."""
+        try:
+            request_items = json.loads(body or b"{}").get("RequestItems") or {}
+        except (ValueError, AttributeError):
+            request_items = {}
+        payload = json.dumps(
+            {"Responses": {table: [] for table in request_items}, "UnprocessedKeys": request_items}
+        ).encode()
+        head = [
+            "HTTP/1.1 200 OK",
+            "Content-Type: application/x-amz-json-1.0",
+            f"Content-Length: {len(payload)}",
+            f"x-amzn-RequestId: {uuid.uuid4()}",
+            f"x-amz-crc32: {zlib.crc32(payload)}",
+            "Connection: close" if close else "Connection: keep-alive",
+        ]
+        return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload
+
     def _request_loop(self, conn: socket.socket) -> None:
         """Request-aware handling for fault modes: decide per request."""
         buf = b""
@@ -444,6 +484,18 @@ class FaultProxy:
                 if self._stop.wait(delay):
                     return
                 return self._forward_one(conn, req)
+            if mode == "unprocessed":
+                if req.header("expect"):
+                    conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                body, buf = self._read_full_body(conn, req)
+                close = req.wants_close
+                self._count("unprocessed")
+                if self._stop.wait(delay):
+                    return
+                conn.sendall(self._unprocessed_response(body, close))
+                if close:
+                    return
+                continue
             if req.header("expect"):
                 close = True
                 buf = b""

@@ -303,3 +303,116 @@ def verify_id_token(stack, token: str, *, client_id: str) -> dict:
     aud = claims["aud"]
     assert aud == client_id or aud == [client_id], claims
     return claims
+
+
+# ----------------------------------------------------------------------------- JWT payloads
+def jwt_payload(token: str) -> dict:
+    """The claims of a JWS without verifying it (tests that only look at what a token says)."""
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+# ----------------------------------------------------------------------------- the table
+# Direct reads and writes of the service's DynamoDB items in moto, bypassing the functions and
+# oauthctl: they simulate an admin change whose family-revoking cleanup Scan missed a family,
+# or TTL deleting an item. Keys as SPEC §7 and issue #11 name them.
+def account_pk(user_id: str) -> str:
+    return f"uid#{user_id}"
+
+
+def login_pk(username: str) -> str:
+    return f"user#{username}"
+
+
+def client_pk(client_id: str) -> str:
+    return f"client#{client_id}"
+
+
+def family_pk(family_id: str) -> str:
+    return f"rfam#{family_id}"
+
+
+def user_lock_pk(username: str) -> str:
+    return f"lock#user#{username}"
+
+
+def client_lock_pk(client_id: str) -> str:
+    return f"lock#client#{client_id}"
+
+
+def _table():
+    from conftest import TABLE_NAME
+
+    return TABLE_NAME
+
+
+def _dynamodb(stack):
+    """A boto3 DynamoDB client talking to moto directly (not through the fault proxy)."""
+    return stack.backend.client("dynamodb", via_proxy=False)
+
+
+def get_item(stack, pk: str) -> Optional[dict[str, Any]]:
+    """The item `pk` as plain Python values (numbers as int), or None."""
+    from decimal import Decimal
+
+    from boto3.dynamodb.types import TypeDeserializer
+
+    item = _dynamodb(stack).get_item(TableName=_table(), Key={"pk": {"S": pk}},
+                                     ConsistentRead=True).get("Item")
+    if item is None:
+        return None
+    de = TypeDeserializer()
+
+    def plain(v):
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        if isinstance(v, set):
+            return {plain(x) for x in v}
+        if isinstance(v, Decimal):
+            return int(v) if v == int(v) else float(v)
+        return v
+
+    return {k: plain(de.deserialize(v)) for k, v in item.items()}
+
+
+def require_item(stack, pk: str, what: str) -> dict[str, Any]:
+    item = get_item(stack, pk)
+    assert item is not None, f"no {pk!r} in the table: {what}"
+    return item
+
+
+def set_attributes(stack, pk: str, **values: Any) -> None:
+    """UpdateItem SET name = value on an existing item (never creates one). A list replaces a
+    string set as a string set, anything else keeps boto3's natural type."""
+    from boto3.dynamodb.types import TypeSerializer
+
+    current = _dynamodb(stack).get_item(TableName=_table(), Key={"pk": {"S": pk}},
+                                        ConsistentRead=True).get("Item")
+    assert current is not None, f"no {pk!r} in the table to update"
+    ser = TypeSerializer()
+    names, vals, sets = {}, {}, []
+    for i, (name, value) in enumerate(values.items()):
+        if isinstance(value, list) and "SS" in current.get(name, {}):
+            encoded = {"SS": list(value)} if value else {"NULL": True}
+        else:
+            encoded = ser.serialize(value)
+        names[f"#a{i}"] = name
+        vals[f":v{i}"] = encoded
+        sets.append(f"#a{i} = :v{i}")
+    _dynamodb(stack).update_item(
+        TableName=_table(), Key={"pk": {"S": pk}},
+        UpdateExpression="SET " + ", ".join(sets),
+        ConditionExpression="attribute_exists(pk)",
+        ExpressionAttributeNames=names, ExpressionAttributeValues=vals,
+    )
+
+
+def delete_item(stack, pk: str) -> None:
+    _dynamodb(stack).delete_item(TableName=_table(), Key={"pk": {"S": pk}})
+
+
+def failures_counted(stack, pk: str) -> int:
+    """`failures` of a lock#… counter (0 when there is none)."""
+    item = get_item(stack, pk)
+    return int(item.get("failures", 0)) if item else 0

@@ -260,3 +260,63 @@ def test_secrets_manager_faults_cold_start_and_stale_cache(stack, fault_proxy):
     finally:
         fault_proxy.set_mode("pass")
         print("\n[secrets manager, KEY_CACHE_SECONDS=2] " + "; ".join(observed))
+
+
+# ----------------------------------------------------------------------------- bounded time
+def _function_timeout() -> int:
+    """The Lambda functions' Timeout (template.yaml Globals): beyond it API Gateway answers
+    its own generic error instead of ours."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "template.yaml").read_text()
+    globals_part = text.split("\nGlobals:", 1)[-1]
+    match = re.search(r"^\s+Timeout:\s*(\d+)\s*$", globals_part, re.M)
+    return int(match.group(1)) if match else 10
+
+
+# Below the SDK's 1.5 s attempt timeout: every BatchGetItem succeeds, slowly, having processed
+# nothing, so only the functions' own retry policy bounds the request.
+UNPROCESSED_DELAY = 1.2
+
+
+def test_unprocessed_batch_keys_answer_503_within_the_function_timeout(stack, fault_proxy, world):
+    client, user, login = world["client"], world["user"], world["login"]
+    rt = login["refresh_token"]
+    timeout = _function_timeout()
+    calls = {
+        "password": lambda: post_token(
+            stack, data={"grant_type": "password", "username": user["username"],
+                         "password": user["password"], "scope": "read"},
+            headers=client_basic(client), timeout=timeout),
+        "refresh_token": lambda: post_token(
+            stack, data={"grant_type": "refresh_token", "refresh_token": rt},
+            headers=client_basic(client), timeout=timeout),
+        "introspection": lambda: stack.http(
+            "POST", TOKENINFO, data={"token": login["access_token"]},
+            headers=client_basic(client), timeout=timeout),
+    }
+    # GIVEN DynamoDB answering every BatchGetItem slowly with all keys unprocessed
+    fault_proxy.set_mode("unprocessed", delay=UNPROCESSED_DELAY)
+    answers, elapsed, late = {}, {}, []
+    try:
+        for name, call in calls.items():
+            try:
+                answers[name], elapsed[name] = _timed(call)
+            except requests.exceptions.Timeout:  # the one timing assertion: the function Timeout
+                late.append(name)
+        stats = dict(fault_proxy.stats)
+    finally:
+        fault_proxy.set_mode("pass")
+    print(f"\n[unprocessed {UNPROCESSED_DELAY}s] 503 latency (s): "
+          + ", ".join(f"{k}={v:.2f}" for k, v in elapsed.items()) + f"; proxy stats {stats}")
+    # THEN each request is answered within the function timeout ...
+    assert not late, (f"{late}: no answer within the function Timeout ({timeout} s); behind API "
+                      "Gateway the caller would get its generic error, not our 503")
+    # ... with our 503 temporarily_unavailable and Retry-After, never a token
+    for name, resp in answers.items():
+        expect_503(resp, secrets=world["secrets"])
+    assert stats.get("unprocessed", 0) >= len(calls), stats
+    # AND once DynamoDB is back, the same requests succeed (the refresh token was not spent)
+    assert_success(password_token(stack, client, user, scope="read"), refresh=True)
+    assert_success(refresh(stack, client, rt), refresh=True, id_token=True)

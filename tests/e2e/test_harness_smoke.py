@@ -143,3 +143,24 @@ def test_slow_mode_delays_requests(aws_backend, fault_proxy):
     impatient = aws_backend.client("dynamodb", read_timeout=0.3)
     with pytest.raises(ReadTimeoutError):
         impatient.list_tables()
+
+
+def test_unprocessed_mode_returns_every_batch_key_unprocessed(aws_backend, fault_proxy):
+    direct = aws_backend.client("dynamodb", via_proxy=False)
+    _make_table(direct, "harness-smoke")
+    direct.put_item(TableName="harness-smoke", Item={"pk": {"S": "a"}, "v": {"S": "1"}})
+    ddb = aws_backend.client("dynamodb")
+    request = {"harness-smoke": {"Keys": [{"pk": {"S": "a"}}, {"pk": {"S": "b"}}],
+                                 "ConsistentRead": True}}
+    assert ddb.batch_get_item(RequestItems=request)["Responses"]["harness-smoke"]  # pass: found
+    fault_proxy.set_mode("unprocessed", delay=0.2)
+    for _ in range(2):  # keep-alive: several on one connection
+        out = ddb.batch_get_item(RequestItems=request)
+        assert out["Responses"] == {"harness-smoke": []}, out
+        assert out["UnprocessedKeys"] == request, out
+    # everything else still reaches moto
+    assert ddb.get_item(TableName="harness-smoke", Key={"pk": {"S": "a"}})["Item"]["v"] == {"S": "1"}
+    aws_backend.client("secretsmanager").list_secrets()
+    assert fault_proxy.stats["unprocessed"] == 2, dict(fault_proxy.stats)
+    fault_proxy.set_mode("pass")
+    assert ddb.batch_get_item(RequestItems=request)["Responses"]["harness-smoke"]

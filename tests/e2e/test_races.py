@@ -1,17 +1,22 @@
 """Races over real HTTP (SPEC §4 refresh rotation, §5 revocation, lockout). The functions run
 4 instances each (OAUTH_E2E_CONCURRENCY), so concurrent requests really race in separate
 processes against the same DynamoDB table; the outcome must not depend on the interleaving.
+The lockout burst runs on a watch of its own with one instance per request of the burst.
 
-No timing assertions: only outcomes. Every request has a 60 s liveness timeout.
+No timing assertions: only outcomes. Every request has a liveness timeout (60 s; 120 s on the
+burst's watch, whose instances start on demand).
 """
 
 from __future__ import annotations
 
 import collections
+import random
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+
+import requests
 
 from helpers import (
     assert_error,
@@ -22,6 +27,7 @@ from helpers import (
     make_user,
     password_token,
     refresh,
+    unique,
 )
 
 WORKERS = 32
@@ -168,6 +174,22 @@ def test_revoking_a_just_rotated_refresh_token_kills_the_family(stack):
 
 
 # ----------------------------------------------------------------------------- lockout race
+VOLATILE_HEADERS = {"date", "x-amzn-requestid", "x-amz-apigw-id", "apigw-requestid",
+                    "x-amzn-trace-id", "x-request-id", "lambda-runtime-aws-request-id"}
+
+
+def _threshold(stack) -> int:
+    """LOCKOUT_THRESHOLD of the functions under test (the harness leaves the default, 5)."""
+    return int(stack.function_env.get("LOCKOUT_THRESHOLD", "5"))
+
+
+def _comparable(resp) -> tuple:
+    """Everything a caller can see of an answer but the date and request ids."""
+    headers = tuple(sorted((k.lower(), v) for k, v in resp.headers.items()
+                           if k.lower() not in VOLATILE_HEADERS and "request-id" not in k.lower()))
+    return resp.status_code, resp.content, headers
+
+
 def test_concurrent_failed_logins_lock_the_account(stack):
     client = make_client(stack, grants=USER_GRANTS, scopes=SCOPES)
     user = make_user(stack)
@@ -185,10 +207,122 @@ def test_concurrent_failed_logins_lock_the_account(stack):
     print(f"\n[lockout race] {n} concurrent wrong passwords: {dict(outcomes)}")
     for r in results:
         assert_error(r, 400, "invalid_grant", secrets=[wrong, client["client_secret"]])
-    bodies = {r.text for r in results}
+    answers = {_comparable(r) for r in results}
+    assert len(answers) == 1, answers
     # Locked: even the right password gets the very same answer.
     locked = password_token(stack, client, user)
     assert_error(locked, 400, "invalid_grant", secrets=[user["password"]])
-    assert locked.text in bodies
+    assert _comparable(locked) in answers
     stack.oauthctl("user", "unlock", user["username"])
     assert_success(password_token(stack, client, user), refresh=True)
+
+
+def test_wrong_password_and_locked_answers_are_byte_identical(stack):
+    # GIVEN a user who fails THRESHOLD times
+    client = make_client(stack, grants=USER_GRANTS, scopes=SCOPES)
+    user = make_user(stack)
+    wrong = dict(user, password="Wrong-" + uuid.uuid4().hex)
+    failed = [password_token(stack, client, wrong) for _ in range(_threshold(stack))]
+    for r in failed:
+        assert_error(r, 400, "invalid_grant", secrets=[wrong["password"]])
+    # WHEN the account is locked: the right password, and another wrong one
+    locked_right = password_token(stack, client, user)
+    locked_wrong = password_token(stack, client, wrong)
+    # THEN status, body and headers (but date and request ids) are the wrong-password answer's
+    expected = _comparable(failed[0])
+    for r in (*failed[1:], locked_right, locked_wrong):
+        assert _comparable(r) == expected, f"{describe(failed[0])}\n!=\n{describe(r)}"
+    stack.oauthctl("user", "unlock", user["username"])
+    assert_success(password_token(stack, client, user), refresh=True)
+
+
+# A burst as wide as the functions' concurrency, so that every request of it is in flight at once
+# (cargo-lambda runs one invocation per instance: a wider burst would queue, and the queue would
+# hide the race).
+LOCKOUT_BURST = 24
+LOCKOUT_ROUNDS = 8
+# Counting first and verifying only the attempt whose new count is THRESHOLD lets the right
+# password in only when it happens to be that one attempt. Its position in the burst is random and
+# it is indistinguishable from the others until its count is known, so each round it wins with
+# probability exactly 1/LOCKOUT_BURST, independently of scheduling:
+#   P(more than 2 lucky rounds of 8) = 1 - sum_{k<=2} C(8,k) (1/24)^k (23/24)^(8-k) ≈ 0.35 %.
+# Verifying whatever read the counter below the threshold (read, argon2, then count) lets it in
+# whenever its read precedes the first counted failure of the burst: almost every round.
+LOCKOUT_MAX_LUCKY = 2
+
+
+def _warm_instances(watch, client, n, *, bursts=8):
+    """Start `n` token instances: bursts of `n` concurrent slow requests (argon2 on a dummy
+    hash for unknown users) until that many are running. Best effort; returns the count."""
+    def one(_):
+        return requests.post(watch.base_url + "/oauth/v2/token", timeout=120,
+                             headers=client_basic(client),
+                             data={"grant_type": "password", "username": unique("warm"),
+                                   "password": "Wrong-" + uuid.uuid4().hex})
+
+    for _ in range(bursts):
+        if watch.instances("token") >= n:
+            break
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            for r in pool.map(one, range(n)):
+                assert_error(r, 400, "invalid_grant")
+    return watch.instances("token")
+
+
+def test_a_concurrent_burst_past_the_threshold_verifies_one_guess_not_all(stack):
+    threshold = _threshold(stack)
+    client = make_client(stack, grants=USER_GRANTS, scopes=SCOPES)
+    rounds = []
+    with stack.functions_with(concurrency=LOCKOUT_BURST) as w:
+        def login(user, password):
+            return requests.post(w.base_url + "/oauth/v2/token", timeout=120,
+                                 headers=client_basic(client),
+                                 data={"grant_type": "password", "username": user["username"],
+                                       "password": password})
+
+        running = _warm_instances(w, client, LOCKOUT_BURST)
+        lucky = 0
+        for round_no in range(LOCKOUT_ROUNDS):
+            # GIVEN a fresh user one failure short of the lock
+            user = make_user(stack)
+            wrong = "Wrong-" + uuid.uuid4().hex
+            for _ in range(threshold - 1):
+                assert_error(login(user, wrong), 400, "invalid_grant", secrets=[wrong])
+            # WHEN a concurrent burst of guesses arrives, one of them (anywhere) the right one
+            right_at = random.randrange(LOCKOUT_BURST)
+            gate = threading.Barrier(LOCKOUT_BURST)
+
+            def one(i):
+                gate.wait(timeout=60)
+                return login(user, user["password"] if i == right_at else wrong)
+
+            with ThreadPoolExecutor(max_workers=LOCKOUT_BURST) as pool:
+                results = list(pool.map(one, range(LOCKOUT_BURST)))
+            outcomes = collections.Counter(_outcome(r) for r in results)
+            for i, r in enumerate(results):
+                if i == right_at and r.status_code == 200:
+                    assert_success(r, refresh=True)
+                else:
+                    assert_error(r, 400, "invalid_grant",
+                                 secrets=[wrong, user["password"], client["client_secret"]])
+            won = results[right_at].status_code == 200
+            lucky += won
+            rounds.append(f"{round_no}: right guess #{right_at} "
+                          f"{'signed in' if won else 'refused'}, burst {dict(outcomes)}")
+            if not won:
+                # THEN the account is locked: the right password alone gets the wrong answer
+                locked = login(user, user["password"])
+                assert_error(locked, 400, "invalid_grant", secrets=[user["password"]])
+                wrong_answers = {_comparable(r)[:2] for i, r in enumerate(results) if i != right_at}
+                assert _comparable(locked)[:2] in wrong_answers, describe(locked)
+                # AND an admin unlock restores it
+                stack.oauthctl("user", "unlock", user["username"])
+                assert_success(login(user, user["password"]), refresh=True)
+    print(f"\n[lockout burst] {LOCKOUT_BURST} concurrent guesses x {LOCKOUT_ROUNDS} rounds, "
+          f"threshold {threshold}, {running} token instances: " + " | ".join(rounds))
+    # AND over all rounds, the right guess got past the threshold no more often than chance
+    # allows when only one guess per burst is verified
+    assert lucky <= LOCKOUT_MAX_LUCKY, (
+        f"the right password signed in in {lucky} of {LOCKOUT_ROUNDS} bursts of "
+        f"{LOCKOUT_BURST} that started {threshold - 1} failures in: more guesses than the "
+        f"threshold were verified\n" + "\n".join(rounds))

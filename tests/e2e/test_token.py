@@ -212,11 +212,12 @@ def test_password_form_with_openid_email_issues_id_token_and_refresh(stack):
     # THEN access, refresh and id tokens come back
     body = assert_success(resp, refresh=True, id_token=True)
     assert scope_set(body["scope"]) == {"openid", "email", "read"}
-    # AND the access token is about the user (UUID), carries the family sid, username, custom claims
+    # AND the access token is about the user (UUID), carries the family sid and custom claims,
+    # and no username (personal data: introspection answers it, RFC 9068 §6)
     at = verify_access_token(stack, body["access_token"])
     assert at["sub"] == user["user_id"]
     assert at["client_id"] == client["client_id"]
-    assert at["username"] == user["username"]
+    assert "username" not in at and "preferred_username" not in at
     assert at.get("sid"), at
     assert body["refresh_token"].startswith(at["sid"] + ".")
     assert at["dept"] == "eng"
@@ -373,7 +374,7 @@ def test_wso2_username_on_wso2_alias(stack):
     )
     # THEN the exact username is found
     body = assert_success(resp, refresh=True, id_token=True)
-    assert verify_access_token(stack, body["access_token"])["username"] == username
+    assert verify_access_token(stack, body["access_token"])["sub"] == user["user_id"]
     idt = verify_id_token(stack, body["id_token"], client_id=client["client_id"])
     assert idt["preferred_username"] == username
 

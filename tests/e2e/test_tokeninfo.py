@@ -603,7 +603,10 @@ def test_userinfo_claims_follow_the_granted_scopes(stack):
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_userinfo_without_or_with_invalid_token_is_401(stack, method):
-    assert_bearer_error(userinfo(stack, method=method), 401, "invalid_token")
+    # no credentials at all: a challenge without an error code (RFC 6750 §3.1)
+    bare = userinfo(stack, method=method)
+    assert bare.status_code == 401, describe(bare)
+    assert bare.headers.get("WWW-Authenticate") == 'Bearer realm="oauth"', describe(bare)
     for bad in ("garbage", "a.b.c"):
         assert_bearer_error(userinfo(stack, bad, method=method), 401, "invalid_token")
     client, _, body = user_session(stack, scope="openid read")
