@@ -88,6 +88,13 @@ fn family(id: &str, hash: &str, exp: i64) -> RefreshFamily {
     }
 }
 
+fn account_only(user_id: &str) -> Wanted<'_> {
+    Wanted {
+        account: Some(user_id),
+        ..Wanted::default()
+    }
+}
+
 fn family_only(id: &str) -> Wanted<'_> {
     Wanted {
         family: Some(id),
@@ -163,10 +170,7 @@ async fn clients_and_users_round_trip_and_login_reads_them_in_one_batch() {
     assert_eq!(client_only.client, Some(c));
 
     // The account beside the login record, found by the user id alone.
-    let wanted = Wanted {
-        account: Some(&user.user_id),
-        ..Wanted::default()
-    };
+    let wanted = account_only(&user.user_id);
     assert_eq!(
         store.read(wanted).await.unwrap().account,
         Some(user.account())
@@ -200,12 +204,12 @@ async fn init_writes_the_account_of_users_created_before_accounts_existed() {
     store.delete(format!("uid#{}", user.user_id)).await.unwrap();
     assert_eq!(store.backfill_accounts().await.unwrap(), 1);
     assert_eq!(store.backfill_accounts().await.unwrap(), 0, "idempotent");
-    let wanted = Wanted {
-        account: Some(&user.user_id),
-        ..Wanted::default()
-    };
     assert_eq!(
-        store.read(wanted).await.unwrap().account,
+        store
+            .read(account_only(&user.user_id))
+            .await
+            .unwrap()
+            .account,
         Some(user.account())
     );
 }

@@ -311,6 +311,15 @@ def jwt_payload(token: str) -> dict:
     return jwt.decode(token, options={"verify_signature": False})
 
 
+# ----------------------------------------------------------------------------- tokeninfo routes
+TOKENINFO = "/oauth/v2/tokeninfo"
+USERINFO = "/oauth/v2/userinfo"
+REVOKE = "/oauth/v2/revoke"
+INACTIVE = {"active": False}
+USER_GRANTS = ("password", "refresh_token")
+OIDC_SCOPES = ("openid", "profile", "email", "read", "write")
+
+
 # ----------------------------------------------------------------------------- the table
 # Direct reads and writes of the service's DynamoDB items in moto, bypassing the functions and
 # oauthctl: they simulate an admin change whose family-revoking cleanup Scan missed a family,

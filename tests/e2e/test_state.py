@@ -29,6 +29,12 @@ import uuid
 import pytest
 
 from helpers import (
+    INACTIVE,
+    OIDC_SCOPES,
+    REVOKE,
+    TOKENINFO,
+    USER_GRANTS,
+    USERINFO,
     account_pk,
     assert_error,
     assert_success,
@@ -49,12 +55,6 @@ from helpers import (
     verify_access_token,
 )
 
-TOKENINFO = "/oauth/v2/tokeninfo"
-USERINFO = "/oauth/v2/userinfo"
-REVOKE = "/oauth/v2/revoke"
-INACTIVE = {"active": False}
-USER_GRANTS = ("password", "refresh_token")
-OIDC_SCOPES = ("openid", "profile", "email", "read", "write")
 
 
 # ----------------------------------------------------------------------------- local helpers

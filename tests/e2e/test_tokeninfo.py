@@ -17,6 +17,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from helpers import (
+    INACTIVE,
+    OIDC_SCOPES,
+    REVOKE,
+    TOKENINFO,
+    USER_GRANTS,
+    USERINFO,
     assert_error,
     assert_success,
     basic,
@@ -32,12 +38,6 @@ from helpers import (
     verify_id_token,
 )
 
-TOKENINFO = "/oauth/v2/tokeninfo"
-USERINFO = "/oauth/v2/userinfo"
-REVOKE = "/oauth/v2/revoke"
-INACTIVE = {"active": False}
-USER_GRANTS = ("password", "refresh_token")
-OIDC_SCOPES = ("openid", "profile", "email", "read", "write")
 ACCESS_KEYS = {"active", "scope", "client_id", "token_type", "exp", "iat", "nbf", "sub", "aud",
                "iss", "jti"}
 
