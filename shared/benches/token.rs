@@ -436,6 +436,7 @@ fn equal_time_interleaved(
     let decide = |client_id: &str, secret: &str| -> Box<dyn FnMut() + '_> {
         let record = rt.block_on(service.store.client(client_id)).ok().flatten();
         let presented = ClientCredentials {
+            secretless: false,
             client_id: client_id.to_owned(),
             client_secret: secret.to_owned(),
             via_basic: true,

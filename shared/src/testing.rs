@@ -94,6 +94,8 @@ pub fn client(id: &str, grants: &[GrantType]) -> Client {
         claims: BTreeMap::from([("tier".to_owned(), "gold".to_owned())]),
         enabled: true,
         created_at: 0,
+        public: false,
+        pkce_required: true,
     }
 }
 

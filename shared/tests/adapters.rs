@@ -71,6 +71,8 @@ fn client(id: &str, secret: &str) -> Client {
         claims: BTreeMap::from([("tier".into(), "gold".into())]),
         enabled: true,
         created_at: 1,
+        public: false,
+        pkce_required: true,
     }
 }
 
@@ -485,4 +487,73 @@ async fn an_unreachable_endpoint_is_unavailable_not_a_hang() {
         store.client("c").await,
         Err(StoreError::Unavailable(_))
     ));
+}
+
+fn code_record(hash: &str, exp: i64) -> shared::storage::AuthorizationCode {
+    shared::storage::AuthorizationCode {
+        code_hash: hash.into(),
+        client_id: "c1".into(),
+        redirect_uri: "https://app.example.com/cb".into(),
+        scope: "openid".into(),
+        nonce: None,
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        user_id: "u-1".into(),
+        username: "alice".into(),
+        claims: BTreeMap::new(),
+        auth_time: 10,
+        family_id: "u-1~famfamfamfamfamfamfam".into(),
+        exp,
+        consumed_at: None,
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run through make test"]
+async fn a_code_is_redeemed_once_by_one_conditional_write() {
+    use shared::storage::{AuthorizationCodes, Redemption};
+
+    let store = Arc::new(fresh_store().await);
+    store.store_code(&code_record("h1", 160)).await.unwrap();
+    assert!(
+        store.store_code(&code_record("h1", 160)).await.is_err(),
+        "codes never collide silently"
+    );
+    assert_eq!(
+        store.redeem_code("h1", 160).await.unwrap(),
+        Redemption::Unusable,
+        "expiry is in the condition, not left to TTL"
+    );
+    let Redemption::Redeemed(redeemed) = store.redeem_code("h1", 100).await.unwrap() else {
+        panic!("the first redemption wins");
+    };
+    assert_eq!(redeemed.consumed_at, Some(100));
+    assert_eq!(redeemed.family_id, "u-1~famfamfamfamfamfamfam");
+    let Redemption::Reused(again) = store.redeem_code("h1", 101).await.unwrap() else {
+        panic!("a second redemption is reuse");
+    };
+    assert_eq!(
+        again.family_id, redeemed.family_id,
+        "reuse names what to revoke"
+    );
+    assert_eq!(
+        store.redeem_code("never", 100).await.unwrap(),
+        Redemption::Unusable
+    );
+    // Of many concurrent redemptions exactly one wins (ory/fosite#778).
+    store.store_code(&code_record("h2", 1000)).await.unwrap();
+    let racers: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.redeem_code("h2", 100).await.unwrap() })
+        })
+        .collect();
+    let mut redeemed = 0;
+    for racer in racers {
+        match racer.await.unwrap() {
+            Redemption::Redeemed(_) => redeemed += 1,
+            Redemption::Reused(_) => {}
+            Redemption::Unusable => panic!("a consumed code reads as reuse"),
+        }
+    }
+    assert_eq!(redeemed, 1);
 }

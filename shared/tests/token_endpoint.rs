@@ -306,11 +306,11 @@ async fn every_error_is_an_rfc6749_error_with_the_right_status() {
         ),
         (
             form(
-                "grant_type=authorization_code&code=x",
+                "grant_type=authorization_code&code=x&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb",
                 &[("authorization", &auth)],
             ),
             400,
-            "unsupported_grant_type",
+            "unauthorized_client",
         ),
         (
             form("grant_type=urn:x", &[("authorization", &auth)]),

@@ -49,6 +49,7 @@ def scope_set(s: str) -> set[str]:
 
 
 # ============================================================ client_credentials
+@pytest.mark.sam_local
 def test_cc_basic_form_defaults_scope_and_has_exact_success_shape(stack):
     # GIVEN a client allowed "read write" whose default scope is "read"
     client = make_client(stack, scopes=("read", "write"), default_scopes=("read",))
@@ -68,6 +69,7 @@ def test_cc_basic_form_defaults_scope_and_has_exact_success_shape(stack):
     assert "sid" not in claims and "username" not in claims
 
 
+@pytest.mark.sam_local
 def test_cc_client_secret_post_form(stack):
     # GIVEN a client
     client = make_client(stack, scopes=("read", "write"))
@@ -87,6 +89,7 @@ def test_cc_client_secret_post_form(stack):
     assert verify_access_token(stack, body["access_token"])["scope"] == "write"
 
 
+@pytest.mark.sam_local
 def test_cc_json_body(stack):
     # GIVEN a client
     client = make_client(stack, scopes=("read", "write"))
@@ -119,6 +122,7 @@ def test_cc_content_type_parameters_are_ignored(stack):
     assert_success(resp)
 
 
+@pytest.mark.sam_local
 @pytest.mark.parametrize("path", ["/oauth2/token", "/api/id/v1/auth/token"])
 def test_cc_on_compatibility_aliases(stack, path):
     # GIVEN a client
@@ -202,6 +206,7 @@ def test_jwks_and_discovery_publish_the_signing_key(stack):
 
 
 # ============================================================ password grant
+@pytest.mark.sam_local
 def test_password_form_with_openid_email_issues_id_token_and_refresh(stack):
     # GIVEN a client with password + refresh_token and a user with an email and a custom claim
     client = make_client(stack, grants=USER_GRANTS, scopes=OIDC_SCOPES)
@@ -282,6 +287,7 @@ def _empowerid_request(stack, client, username, password, *, as_json=True, api_k
     return post_token(stack, data=body, headers=headers)
 
 
+@pytest.mark.sam_local
 @pytest.mark.parametrize("as_json", [True, False], ids=["json", "form"])
 def test_empowerid_shape_user_in_basic_client_in_body(stack, as_json):
     # GIVEN an API-key client and a user
@@ -338,6 +344,7 @@ def test_empowerid_shape_wrong_user_password_is_invalid_grant(stack):
     assert_error(resp, 400, "invalid_grant", secrets=[client["client_secret"], wrong])
 
 
+@pytest.mark.sam_local
 def test_api_key_client_with_basic_needs_the_key(stack):
     # GIVEN an API-key client using client_credentials with client_secret_basic
     client = make_client(stack, api_key=True)
@@ -359,6 +366,7 @@ def test_api_key_client_with_basic_needs_the_key(stack):
     assert_success(resp)
 
 
+@pytest.mark.sam_local
 def test_wso2_username_on_wso2_alias(stack):
     # GIVEN a WSO2-style username (user@email@tenant is just a username)
     client = make_client(stack, grants=USER_GRANTS, scopes=OIDC_SCOPES)
@@ -380,6 +388,7 @@ def test_wso2_username_on_wso2_alias(stack):
 
 
 # ============================================================ refresh_token grant
+@pytest.mark.sam_local
 def test_refresh_rotates_keeps_session_and_reuse_revokes_family(stack):
     # GIVEN a user session with openid and a refresh token
     client = make_client(stack, grants=USER_GRANTS, scopes=OIDC_SCOPES)
@@ -520,6 +529,7 @@ def test_json_duplicate_key_is_invalid_request(stack):
     assert_error(resp, 400, "invalid_request", secrets=[client["client_secret"]])
 
 
+@pytest.mark.sam_local
 def test_repeated_form_parameter_is_invalid_request(stack):
     client = make_client(stack)
     raw = b"grant_type=client_credentials&scope=read&scope=read"
@@ -572,11 +582,27 @@ def test_missing_grant_type_is_invalid_request(stack):
     assert_error(resp, 400, "invalid_request", secrets=[client["client_secret"]])
 
 
-@pytest.mark.parametrize("grant", ["authorization_code", "urn:example:nope", "implicit"])
+@pytest.mark.parametrize("grant", ["urn:example:nope", "implicit"])
 def test_unsupported_grant_types(stack, grant):
     client = make_client(stack)
     resp = post_token(stack, data={"grant_type": grant, "code": "abc"}, headers=client_basic(client))
     assert_error(resp, 400, "unsupported_grant_type", secrets=[client["client_secret"]])
+
+
+def test_authorization_code_needs_the_grant_and_a_live_code(stack):
+    # The exchange exists (the authorization endpoint that mints codes comes with issue #12).
+    data = {"grant_type": "authorization_code", "code": "abc",
+            "redirect_uri": "https://app.example.com/cb", "code_verifier": "v" * 43}
+    client = make_client(stack)
+    resp = post_token(stack, data=data, headers=client_basic(client))
+    assert_error(resp, 400, "unauthorized_client", secrets=[client["client_secret"]])
+    web = make_client(stack, grants=("authorization_code", "refresh_token"),
+                      redirect_uris=("https://app.example.com/cb",))
+    resp = post_token(stack, data=data, headers=client_basic(web))
+    assert_error(resp, 400, "invalid_grant", secrets=[web["client_secret"]])
+    resp = post_token(stack, data={k: v for k, v in data.items() if k != "redirect_uri"},
+                      headers=client_basic(web))
+    assert_error(resp, 400, "invalid_request", secrets=[web["client_secret"]])
 
 
 def test_scope_outside_allowed_is_invalid_scope(stack):
@@ -585,6 +611,7 @@ def test_scope_outside_allowed_is_invalid_scope(stack):
     assert_error(resp, 400, "invalid_scope", secrets=[client["client_secret"]])
 
 
+@pytest.mark.sam_local
 def test_wrong_secret_and_unknown_client_are_identical_401(stack):
     # GIVEN a client
     client = make_client(stack)
@@ -708,6 +735,7 @@ def test_disabled_and_deleted_client_are_401_like_a_wrong_secret(stack):
     assert_error(cc_token(stack, client), 401, "invalid_client", secrets=[client["client_secret"]])
 
 
+@pytest.mark.sam_local
 def test_body_over_16_kib_is_invalid_request(stack):
     client = make_client(stack)
     # GIVEN a valid request padded with an unknown parameter

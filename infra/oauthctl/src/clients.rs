@@ -21,7 +21,7 @@ pub enum ClientCommand {
         /// Client id (generated when absent): [A-Za-z0-9._~-], at most 128, not UUID-shaped.
         #[arg(long)]
         id: Option<String>,
-        /// Grant types: client_credentials, password, refresh_token.
+        /// Grant types: client_credentials, password, refresh_token, authorization_code.
         #[arg(long = "grant", required = true)]
         grants: Vec<String>,
         /// Allowed scopes (repeatable, or space-separated).
@@ -45,6 +45,13 @@ pub enum ClientCommand {
         /// Custom access-token claim k=v (repeatable).
         #[arg(long = "claim")]
         claims: Vec<String>,
+        /// A public client (a browser or native app): no secret, authorization_code and
+        /// refresh_token only, PKCE always.
+        #[arg(long)]
+        public: bool,
+        /// PKCE at the authorization endpoint; `optional` only for a confidential client.
+        #[arg(long, value_enum, default_value_t = Pkce::Required)]
+        pkce: Pkce,
     },
     List,
     Show {
@@ -67,6 +74,57 @@ pub enum ClientCommand {
     },
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pkce {
+    Required,
+    Optional,
+}
+
+/// A redirect URI a client may register (RFC 9700 §4.1.3 compares them exactly, so they must
+/// be exact): absolute, no fragment (RFC 6749 §3.1.2); https, loopback http (RFC 8252 §7.3) or
+/// a private-use scheme with a dot, for native apps (RFC 8252 §7.1).
+fn validate_redirect_uri(uri: &str) -> Result<(), String> {
+    let refuse = |why: &str| Err(format!("redirect URI {uri:?}: {why}"));
+    if uri.contains('#') {
+        return refuse("a fragment is not allowed");
+    }
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return refuse("whitespace is not allowed");
+    }
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return refuse("not an absolute URI");
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    match scheme.as_str() {
+        "https" if rest.starts_with("//") && rest.len() > 2 => Ok(()),
+        "http" => {
+            let host = rest
+                .strip_prefix("//")
+                .and_then(|r| r.split(['/', '?']).next())
+                .unwrap_or_default();
+            let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+                if port.bytes().all(|b| b.is_ascii_digit()) {
+                    h
+                } else {
+                    host
+                }
+            });
+            if matches!(host, "127.0.0.1" | "[::1]" | "localhost") {
+                Ok(())
+            } else {
+                refuse("plain http only for a loopback address (RFC 8252 §7.3)")
+            }
+        }
+        s if s.contains('.')
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
+        {
+            Ok(())
+        }
+        _ => refuse("expected https, loopback http or a reverse-domain private-use scheme"),
+    }
+}
+
 /// Public view of a client: never a secret or a digest.
 fn view(client: &Client) -> serde_json::Value {
     json!({
@@ -76,6 +134,8 @@ fn view(client: &Client) -> serde_json::Value {
         "allowed_scopes": client.allowed_scopes,
         "default_scopes": client.default_scopes,
         "redirect_uris": client.redirect_uris,
+        "public": client.public,
+        "pkce_required": client.pkce_required,
         "access_token_ttl": client.access_token_ttl,
         "refresh_token_ttl": client.refresh_token_ttl,
         "audience": client.audience,
@@ -145,18 +205,41 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
             api_key,
             audience,
             claims,
+            public,
+            pkce,
         } => {
             let client_id = id.unwrap_or_else(generated_id);
             validate_id(&client_id)?;
             let mut grant_types = Vec::new();
             for grant in &grants {
                 match GrantType::parse(grant) {
-                    Some(GrantType::AuthorizationCode) => {
-                        return Err("authorization_code is not supported yet".into());
-                    }
                     Some(g) if !grant_types.contains(&g) => grant_types.push(g),
                     Some(_) => {}
                     None => return Err(format!("unknown grant {grant:?}")),
+                }
+            }
+            for uri in &redirect_uris {
+                validate_redirect_uri(uri)?;
+            }
+            if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
+                return Err("authorization_code needs at least one --redirect-uri".into());
+            }
+            if public {
+                // SPEC §4: a public client has no secret to prove anything else with.
+                if let Some(g) = grant_types
+                    .iter()
+                    .find(|g| !matches!(g, GrantType::AuthorizationCode | GrantType::RefreshToken))
+                {
+                    return Err(format!(
+                        "a public client may use only authorization_code and refresh_token, not {}",
+                        g.as_str()
+                    ));
+                }
+                if pkce == Pkce::Optional {
+                    return Err("a public client always uses PKCE".into());
+                }
+                if api_key {
+                    return Err("a public client cannot keep an API key secret".into());
                 }
             }
             let allowed_scopes = scopes(&allowed)?;
@@ -172,15 +255,18 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
                     "default scope {s:?} is not among the allowed scopes"
                 ));
             }
-            let secret = random_secret();
+            let secret = (!public).then(random_secret);
             let api_key_value = api_key.then(random_secret);
             let client = Client {
                 client_id: client_id.clone(),
                 name,
-                secrets: vec![StoredSecret {
-                    sha256: sha256_b64(secret.as_bytes()),
-                    expires_at: None,
-                }],
+                secrets: secret
+                    .iter()
+                    .map(|secret| StoredSecret {
+                        sha256: sha256_b64(secret.as_bytes()),
+                        expires_at: None,
+                    })
+                    .collect(),
                 api_key_sha256: api_key_value.as_ref().map(|k| sha256_b64(k.as_bytes())),
                 grants: grant_types,
                 allowed_scopes,
@@ -192,6 +278,8 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
                 claims: parse_claims(&claims)?,
                 enabled: true,
                 created_at: now_epoch(),
+                public,
+                pkce_required: pkce == Pkce::Required,
             };
             if !admin
                 .store
@@ -202,7 +290,9 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
                 return Err(format!("client {client_id:?} already exists"));
             }
             let mut out = view(&client);
-            out["client_secret"] = secret.into();
+            if let Some(secret) = secret {
+                out["client_secret"] = secret.into();
+            }
             if let Some(key) = api_key_value {
                 out["api_key"] = key.into();
             }
@@ -240,6 +330,11 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
                 return Err("--grace must not be negative".into());
             }
             let mut client = existing(admin, &client_id).await?;
+            if client.public {
+                return Err(format!(
+                    "{client_id:?} is a public client: it has no secret"
+                ));
+            }
             let now = now_epoch();
             client
                 .secrets
@@ -279,4 +374,35 @@ async fn set_enabled(admin: &Admin, client_id: &str, enabled: bool) -> CliResult
         .await
         .map_err(store_error)?;
     Ok(view(&client))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_redirect_uri;
+
+    #[test]
+    fn redirect_uris_are_exact_https_loopback_or_private_use() {
+        for ok in [
+            "https://app.example.com/cb",
+            "https://app.example.com/cb?x=1",
+            "http://127.0.0.1:8080/cb",
+            "http://localhost/cb",
+            "http://[::1]:53123/",
+            "com.example.app:/oauth2redirect",
+        ] {
+            assert!(validate_redirect_uri(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://app.example.com/cb#frag",
+            "http://app.example.com/cb",
+            "http://127.0.0.1.evil.com/cb",
+            "myapp:/cb",
+            "/relative",
+            "https://",
+            "javascript:alert(1)",
+            "https://app.example.com/ cb",
+        ] {
+            assert!(validate_redirect_uri(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -8,8 +8,8 @@ use crate::http::{ApiRequest, ApiResponse};
 use crate::keys::{KeyCache, KeySource};
 use crate::request::{parse_body, presented_credentials};
 use crate::storage::{
-    Client, ClientDirectory, FailureCounters, GrantType, LoginDirectory, RefreshFamilies,
-    Revocations, TokenRecords, Wanted,
+    AuthorizationCodes, Client, ClientDirectory, FailureCounters, GrantType, LoginDirectory,
+    RefreshFamilies, Revocations, TokenRecords, Wanted,
 };
 use crate::tokens::refresh::RefreshToken;
 use crate::tokens::verify::verify_with_cache;
@@ -21,7 +21,13 @@ pub const REVOKE_PATH: &str = "/oauth/v2/revoke";
 
 /// Storage the token function needs.
 pub trait TokenStore:
-    ClientDirectory + LoginDirectory + FailureCounters + RefreshFamilies + Revocations + TokenRecords
+    ClientDirectory
+    + LoginDirectory
+    + FailureCounters
+    + RefreshFamilies
+    + Revocations
+    + TokenRecords
+    + AuthorizationCodes
 {
 }
 impl<
@@ -30,7 +36,8 @@ impl<
         + FailureCounters
         + RefreshFamilies
         + Revocations
-        + TokenRecords,
+        + TokenRecords
+        + AuthorizationCodes,
 > TokenStore for T
 {
 }
@@ -81,10 +88,7 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
         let params = parse_body(request.media_type().as_deref(), &request.body)?;
         let grant = match params.get("grant_type") {
             None => return Err(OAuthError::InvalidRequest("grant_type is required")),
-            // authorization_code needs a login page: not offered yet.
-            Some(name) => GrantType::parse(name)
-                .filter(|g| *g != GrantType::AuthorizationCode)
-                .ok_or(OAuthError::UnsupportedGrantType)?,
+            Some(name) => GrantType::parse(name).ok_or(OAuthError::UnsupportedGrantType)?,
         };
         let credentials = presented_credentials(request.header("authorization"), &params)?;
         let issuer = issuer(&self.config, request)?;
@@ -103,7 +107,7 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
             GrantType::ClientCredentials => grants::client_credentials::grant(&ctx).await,
             GrantType::Password => grants::password::grant(&ctx).await,
             GrantType::RefreshToken => grants::refresh::grant(&ctx).await,
-            GrantType::AuthorizationCode => Err(OAuthError::UnsupportedGrantType),
+            GrantType::AuthorizationCode => grants::authorization_code::grant(&ctx).await,
         };
         if let Err(OAuthError::InvalidClient { .. }) = result {
             let client_id = &credentials.client().client_id;

@@ -56,8 +56,19 @@ pub fn authenticate_client<'c>(
         }
         None => Choice::from(1),
     };
+    // Auth method `none` (RFC 6749 §2.1): enough for a public client, and for any other the
+    // wrong-secret answer after the same work. A public client has no secret to match.
+    let method_ok = match record {
+        Some(client) => client.public == credentials.secretless,
+        None => false,
+    };
+    let authenticated = if credentials.secretless {
+        method_ok
+    } else {
+        bool::from(secret_ok & api_key_ok) && method_ok
+    };
     match record {
-        Some(client) if bool::from(secret_ok & api_key_ok) && client.enabled => Ok(client),
+        Some(client) if authenticated && client.enabled => Ok(client),
         _ => Err(failure),
     }
 }
@@ -81,7 +92,39 @@ mod tests {
             client_id: id.into(),
             client_secret: secret.into(),
             via_basic: true,
+            secretless: false,
         }
+    }
+
+    fn client_id_only(id: &str) -> ClientCredentials {
+        ClientCredentials {
+            client_id: id.into(),
+            client_secret: String::new(),
+            via_basic: false,
+            secretless: true,
+        }
+    }
+
+    #[test]
+    fn a_client_id_alone_authenticates_only_a_public_client() {
+        let mut public = client("spa", "unused");
+        public.public = true;
+        public.secrets.clear();
+        assert!(authenticate_client(Some(&public), &client_id_only("spa"), None, 0).is_ok());
+        let confidential = client("c1", "s3cret");
+        let refused = authenticate_client(Some(&confidential), &client_id_only("c1"), None, 0);
+        assert_eq!(
+            refused.unwrap_err(),
+            OAuthError::InvalidClient {
+                basic_challenge: false
+            }
+        );
+        assert!(authenticate_client(None, &client_id_only("nobody"), None, 0).is_err());
+        // A public client cannot be made confidential by sending a secret.
+        assert!(authenticate_client(Some(&public), &creds("spa", ""), None, 0).is_err());
+        let mut disabled = public.clone();
+        disabled.enabled = false;
+        assert!(authenticate_client(Some(&disabled), &client_id_only("spa"), None, 0).is_err());
     }
 
     #[test]

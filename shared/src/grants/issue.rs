@@ -25,6 +25,8 @@ pub(crate) struct UserSession<'a> {
     pub auth_time: i64,
     /// The refresh family, when the grant created or continued one.
     pub family_id: Option<&'a str>,
+    /// The authorization request's `nonce` (OIDC Core §3.1.2.1), for the id_token.
+    pub nonce: Option<&'a str>,
 }
 
 pub(crate) fn access_ttl<S>(ctx: &GrantContext<S>, client: &Client) -> i64 {
@@ -109,6 +111,8 @@ pub(crate) fn issue<S>(
                 exp: ctx.now + ttl,
                 iat: ctx.now,
                 auth_time: user.auth_time,
+                nonce: user.nonce.map(str::to_owned),
+                sid: user.family_id.map(str::to_owned),
                 standard: standard_claims(scopes, user.username, user.claims),
             };
             // id_tokens are RS256, the one algorithm every OIDC relying party must support

@@ -1,6 +1,7 @@
-//! The grants of the token endpoint (RFC 6749 §4.3, §4.4, §6) and what they share: client
+//! The grants of the token endpoint (RFC 6749 §4.1, §4.3, §4.4, §6) and what they share: client
 //! authentication, scope resolution and token issuance.
 
+pub mod authorization_code;
 pub mod client_auth;
 pub mod client_credentials;
 mod issue;

@@ -116,6 +116,7 @@ pub async fn grant<S: LoginDirectory + FailureCounters + RefreshFamilies>(
         claims: &user.claims,
         auth_time: ctx.now,
         family_id: refresh.as_ref().map(|t| t.family_id.as_str()),
+        nonce: None,
     };
     issue(ctx, client, &scopes, Subject::User(session), refresh_wire)
 }

@@ -109,6 +109,7 @@ pub async fn grant<S: TokenRecords + RefreshFamilies>(
         claims: &account.claims,
         auth_time: family.auth_time,
         family_id: Some(&family.family_id),
+        nonce: None,
     };
     issue(
         ctx,

@@ -10,8 +10,11 @@ use crate::error::OAuthError;
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClientCredentials {
     pub client_id: String,
+    /// Empty when `secretless`.
     pub client_secret: String,
     pub via_basic: bool,
+    /// Only a `client_id` in the body: auth method `none`, for public clients (SPEC §4 rule 4).
+    pub secretless: bool,
 }
 
 impl std::fmt::Debug for ClientCredentials {
@@ -20,6 +23,7 @@ impl std::fmt::Debug for ClientCredentials {
             .field("client_id", &self.client_id)
             .field("client_secret", &"<redacted>")
             .field("via_basic", &self.via_basic)
+            .field("secretless", &self.secretless)
             .finish()
     }
 }
@@ -125,6 +129,7 @@ pub fn presented_credentials(
             client_id: body_id.unwrap_or_default().to_owned(),
             client_secret: body_secret.unwrap_or_default().to_owned(),
             via_basic: false,
+            secretless: false,
         };
         return Ok(Presented::ClientAndBasicUser { client, user });
     }
@@ -156,6 +161,7 @@ pub fn presented_credentials(
                 client_id,
                 client_secret,
                 via_basic: true,
+                secretless: false,
             }))
         }
         // 4. Another scheme (Bearer, Digest…) is not client authentication.
@@ -168,8 +174,16 @@ pub fn presented_credentials(
                 client_id: id.to_owned(),
                 client_secret: secret.to_owned(),
                 via_basic: false,
+                secretless: false,
             })),
-            // 4. No client authentication at all.
+            // 4. Only a client_id: auth method `none`, which only a public client may use.
+            (Some(id), None) => Ok(Presented::Client(ClientCredentials {
+                client_id: id.to_owned(),
+                client_secret: String::new(),
+                via_basic: false,
+                secretless: true,
+            })),
+            // 5. No client authentication at all.
             _ => Err(OAuthError::InvalidClient {
                 basic_challenge: true,
             }),
@@ -229,7 +243,8 @@ mod tests {
             Presented::Client(ClientCredentials {
                 client_id: "cid".into(),
                 client_secret: "sec".into(),
-                via_basic: true
+                via_basic: true,
+                secretless: false,
             })
         );
     }
@@ -276,11 +291,11 @@ mod tests {
                 "{header:?}"
             );
         }
-        let p = form("grant_type=client_credentials&client_id=c");
-        assert_eq!(
-            presented_credentials(None, &p).unwrap_err().code(),
-            "invalid_client"
-        );
+        // A client_id alone is auth method `none`: whether that is enough is the client's
+        // registration's business (only public clients), not the parser's.
+        let p = form("grant_type=authorization_code&client_id=c");
+        let got = presented_credentials(None, &p).unwrap();
+        assert!(got.client().secretless && got.client().client_id == "c");
     }
 
     #[test]

@@ -12,8 +12,10 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Parameters this service reads; only these are checked for repetition, the rest are ignored
 /// (RFC 6749 §3.2: unrecognized parameters MUST be ignored).
-const KNOWN: [&str; 11] = [
+const KNOWN: [&str; 13] = [
     "grant_type",
+    "code",
+    "code_verifier",
     "client_id",
     "client_secret",
     "scope",

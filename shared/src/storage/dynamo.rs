@@ -16,9 +16,10 @@ use serde::de::DeserializeOwned;
 
 use super::aws::aws_error_text;
 use super::{
-    Account, Client, ClientDirectory, Counted, FailureCounter, FailureCounters, Found,
-    LoginDirectory, LoginRecords, RefreshFamilies, RefreshFamily, Revocations, RevokedToken,
-    Rotation, TokenRecords, User, Wanted, keys,
+    Account, AuthorizationCode, AuthorizationCodes, Client, ClientDirectory, Counted,
+    FailureCounter, FailureCounters, Found, LoginDirectory, LoginRecords, Redemption,
+    RefreshFamilies, RefreshFamily, Revocations, RevokedToken, Rotation, TokenRecords, User,
+    Wanted, keys,
 };
 use crate::error::StoreError;
 
@@ -637,5 +638,66 @@ impl Revocations for DynamoStore {
         self.put(keys::revoked(jti), &marker, Some(exp), false)
             .await
             .map(|_| ())
+    }
+}
+
+/// A code item is kept this long past its expiry, so that a late second use is still seen as
+/// reuse (and revokes what the first issued) rather than as an unknown code.
+const CODE_RETENTION_SECONDS: i64 = 3600;
+
+impl AuthorizationCodes for DynamoStore {
+    async fn store_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
+        let ttl = code.exp + CODE_RETENTION_SECONDS;
+        if self
+            .put(keys::code(&code.code_hash), code, Some(ttl), true)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt("authorization code collision".into()))
+        }
+    }
+
+    async fn redeem_code(&self, code_hash: &str, now: i64) -> Result<Redemption, StoreError> {
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::code(code_hash))))
+            .update_expression("SET consumed_at = :now")
+            // Expiry is part of the condition: TTL deletion is lazy (SPEC §7).
+            .condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(consumed_at) AND exp > :now",
+            )
+            .expression_attribute_values(":now", n(now))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => match out.attributes {
+                Some(item) => Ok(Redemption::Redeemed(decode(item)?)),
+                None => Err(StoreError::Corrupt(
+                    "redeemed code without attributes".into(),
+                )),
+            },
+            Err(e) if is_conditional_check_failure(&e) => {
+                let old = match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                        failed.item().cloned()
+                    }
+                    _ => None,
+                };
+                let old: Option<AuthorizationCode> = old.map(decode).transpose()?;
+                Ok(match old {
+                    Some(code) if code.consumed_at.is_some() => Redemption::Reused(code),
+                    _ => Redemption::Unusable,
+                })
+            }
+            Err(e) => Err(unavailable("UpdateItem")(e)),
+        }
     }
 }

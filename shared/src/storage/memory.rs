@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    Account, Client, ClientDirectory, Counted, FailureCounter, FailureCounters, Found,
-    LoginDirectory, LoginRecords, RefreshFamilies, RefreshFamily, Revocations, RevokedToken,
-    Rotation, TokenRecords, User, Wanted,
+    Account, AuthorizationCode, AuthorizationCodes, Client, ClientDirectory, Counted,
+    FailureCounter, FailureCounters, Found, LoginDirectory, LoginRecords, Redemption,
+    RefreshFamilies, RefreshFamily, Revocations, RevokedToken, Rotation, TokenRecords, User,
+    Wanted,
 };
 use crate::error::StoreError;
 
@@ -26,6 +27,7 @@ struct Records {
     families: Mutex<HashMap<String, RefreshFamily>>,
     failures: Mutex<HashMap<String, FailureCounter>>,
     revoked: Mutex<HashMap<String, RevokedToken>>,
+    codes: Mutex<HashMap<String, AuthorizationCode>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> Result<MutexGuard<'_, T>, StoreError> {
@@ -202,5 +204,28 @@ impl Revocations for MemoryStore {
             },
         );
         Ok(())
+    }
+}
+
+impl AuthorizationCodes for MemoryStore {
+    async fn store_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
+        let mut codes = lock(&self.records.codes)?;
+        if codes.contains_key(&code.code_hash) {
+            return Err(StoreError::Corrupt("authorization code collision".into()));
+        }
+        codes.insert(code.code_hash.clone(), code.clone());
+        Ok(())
+    }
+
+    async fn redeem_code(&self, code_hash: &str, now: i64) -> Result<Redemption, StoreError> {
+        let mut codes = lock(&self.records.codes)?;
+        Ok(match codes.get_mut(code_hash) {
+            Some(code) if code.consumed_at.is_some() => Redemption::Reused(code.clone()),
+            Some(code) if code.exp > now => {
+                code.consumed_at = Some(now);
+                Redemption::Redeemed(code.clone())
+            }
+            _ => Redemption::Unusable,
+        })
     }
 }

@@ -81,11 +81,28 @@ pub struct Client {
     pub claims: BTreeMap<String, String>,
     pub enabled: bool,
     pub created_at: i64,
+    /// A public client (auth method `none`, RFC 6749 §2.1): it presents only its `client_id`
+    /// and may use only authorization_code and refresh_token (SPEC §4).
+    #[serde(default)]
+    pub public: bool,
+    /// PKCE required at the authorization endpoint (the default, OAuth 2.1); only a
+    /// confidential client may be registered without (`--pkce optional`).
+    #[serde(default = "pkce_required_by_default")]
+    pub pkce_required: bool,
+}
+
+fn pkce_required_by_default() -> bool {
+    true
 }
 
 impl Client {
     pub fn allows_grant(&self, grant: GrantType) -> bool {
         self.grants.contains(&grant)
+            && (!self.public
+                || matches!(
+                    grant,
+                    GrantType::AuthorizationCode | GrantType::RefreshToken
+                ))
     }
 }
 
@@ -180,6 +197,62 @@ impl RefreshFamily {
             self.auth_time
         }
     }
+}
+
+/// An authorization code as stored (`code#<sha256 of the code>`, SPEC §12): what the browser
+/// leg decided, bound to the client and redirect URI it was issued for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthorizationCode {
+    pub code_hash: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// The S256 `code_challenge` (RFC 7636 §4.2), when the request had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_challenge: Option<String>,
+    pub user_id: String,
+    pub username: String,
+    /// The user's claims at login (the exchange follows within a minute).
+    #[serde(default)]
+    pub claims: BTreeMap<String, String>,
+    pub auth_time: i64,
+    /// The family the exchange creates, chosen with the code: a second use of the code revokes
+    /// what the first one issued (RFC 6749 §4.1.2).
+    pub family_id: String,
+    pub exp: i64,
+    /// Set by the one conditional write that redeems the code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumed_at: Option<i64>,
+}
+
+/// What redeeming a code found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Redemption {
+    /// This call consumed it: the caller may issue tokens.
+    Redeemed(AuthorizationCode),
+    /// It was consumed before: a replay, or the loser of a race.
+    Reused(AuthorizationCode),
+    /// Unknown or expired.
+    Unusable,
+}
+
+pub trait AuthorizationCodes: Send + Sync {
+    /// Stores a new code (kept until a little after its expiry; expiry is checked by the
+    /// redeeming write, never left to TTL).
+    fn store_code(
+        &self,
+        code: &AuthorizationCode,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Consumes the code with one conditional write (exists, not consumed, `exp > now`): of N
+    /// concurrent redemptions exactly one is `Redeemed`.
+    fn redeem_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Redemption, StoreError>> + Send;
 }
 
 /// Brute-force counter for one username or client id (`lock#user#…` / `lock#client#…`).
@@ -377,5 +450,8 @@ pub mod keys {
     }
     pub fn client_lock(client_id: &str) -> String {
         format!("lock#client#{client_id}")
+    }
+    pub fn code(code_hash: &str) -> String {
+        format!("code#{code_hash}")
     }
 }

@@ -45,6 +45,12 @@ pub struct IdTokenClaims {
     pub exp: i64,
     pub iat: i64,
     pub auth_time: i64,
+    /// OIDC Core §3.1.3.7: echoed so the relying party can tie the token to its request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// The session (refresh family) the token belongs to (OIDC Front/Back-Channel Logout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     #[serde(flatten)]
     pub standard: BTreeMap<String, serde_json::Value>,
 }
