@@ -406,6 +406,7 @@ async fn a_token_check_reads_client_account_family_and_marker_in_one_batch() {
         account: Some("u-1"),
         family: Some("famA"),
         revoked_jti: Some("jti-1"),
+        ..Wanted::default()
     };
     let found = store.read(wanted).await.unwrap();
     assert!(!found.jti_revoked);
@@ -556,4 +557,84 @@ async fn a_code_is_redeemed_once_by_one_conditional_write() {
         }
     }
     assert_eq!(redeemed, 1);
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run through make test"]
+async fn sign_in_records_are_read_in_one_batch_and_transactions_end_once() {
+    use shared::storage::{BrowserSession, Consent, LoginTransaction, SignInRecords};
+
+    let store = Arc::new(fresh_store().await);
+    let transaction = LoginTransaction {
+        id: "t1".into(),
+        csrf_hash: "csrf".into(),
+        client_id: "c1".into(),
+        redirect_uri: "https://app.example.com/cb".into(),
+        state: Some("s".into()),
+        form_post: false,
+        scope: "openid".into(),
+        nonce: None,
+        code_challenge: None,
+        login_hint: None,
+        ask_consent: false,
+        exp: 1000,
+    };
+    store.put_transaction(&transaction).await.unwrap();
+    assert!(
+        store.put_transaction(&transaction).await.is_err(),
+        "no silent collision"
+    );
+    let session = BrowserSession {
+        id_hash: "sh".into(),
+        user_id: "u-1".into(),
+        username: "alice".into(),
+        auth_time: 10,
+        idle_exp: 100,
+        absolute_exp: 500,
+    };
+    store.put_session(&session).await.unwrap();
+    let consent = Consent {
+        user_id: "u-1".into(),
+        client_id: "c1".into(),
+        scopes: vec!["openid".into()],
+    };
+    store.put_consent(&consent).await.unwrap();
+    store.put_client(&client("c1", "s"), true).await.unwrap();
+    let wanted = Wanted {
+        client: Some("c1"),
+        transaction: Some("t1"),
+        session: Some("sh"),
+        consent: Some(("u-1", "c1")),
+        login: Some("alice"),
+        ..Wanted::default()
+    };
+    let found = store.read(wanted).await.unwrap();
+    assert_eq!(found.transaction, Some(transaction));
+    assert_eq!(found.session, Some(session.clone()));
+    assert_eq!(found.consent, Some(consent));
+    assert!(found.client.is_some() && found.user.is_none());
+
+    store.touch_session("sh", 200).await.unwrap();
+    let touched = store.read(wanted).await.unwrap().session.unwrap();
+    assert_eq!(touched.idle_exp, 200);
+    // Of two concurrent form posts one ends the transaction.
+    let (a, b) = tokio::join!(
+        store.finish_transaction("t1"),
+        store.finish_transaction("t1")
+    );
+    assert_eq!(
+        [a.unwrap(), b.unwrap()]
+            .iter()
+            .filter(|ended| **ended)
+            .count(),
+        1
+    );
+    store.end_session("sh").await.unwrap();
+    store.touch_session("sh", 300).await.unwrap();
+    let found = store.read(wanted).await.unwrap();
+    assert!(
+        found.session.is_none(),
+        "a touch never brings a session back"
+    );
+    assert!(found.transaction.is_none());
 }

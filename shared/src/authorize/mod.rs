@@ -4,3 +4,4 @@
 
 pub mod code;
 pub mod pkce;
+pub mod request;

@@ -162,6 +162,7 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
                 account: user_token.then_some(claims.sub.as_str()),
                 family: claims.sid.as_deref(),
                 revoked_jti: Some(&claims.jti),
+                ..Wanted::default()
             })
             .await?;
         let client_ok = found

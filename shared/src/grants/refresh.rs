@@ -54,7 +54,7 @@ pub async fn grant<S: TokenRecords + RefreshFamilies>(
             client: client_key(&credentials.client_id),
             family: token.as_ref().map(|t| t.family_id.as_str()),
             account: token.as_ref().and_then(RefreshToken::user_id),
-            revoked_jti: None,
+            ..Wanted::default()
         })
         .await?;
     let client = authenticate_client(found.client.as_ref(), credentials, ctx.api_key, ctx.now)?;

@@ -16,10 +16,10 @@ use serde::de::DeserializeOwned;
 
 use super::aws::aws_error_text;
 use super::{
-    Account, AuthorizationCode, AuthorizationCodes, Client, ClientDirectory, Counted,
-    FailureCounter, FailureCounters, Found, LoginDirectory, LoginRecords, Redemption,
-    RefreshFamilies, RefreshFamily, Revocations, RevokedToken, Rotation, TokenRecords, User,
-    Wanted, keys,
+    Account, AuthorizationCode, AuthorizationCodes, BrowserSession, Client, ClientDirectory,
+    Consent, Counted, FailureCounter, FailureCounters, Found, LoginDirectory, LoginRecords,
+    LoginTransaction, Redemption, RefreshFamilies, RefreshFamily, Revocations, RevokedToken,
+    Rotation, SignInRecords, TokenRecords, User, Wanted, keys,
 };
 use crate::error::StoreError;
 
@@ -494,7 +494,24 @@ impl TokenRecords for DynamoStore {
         let account_pk = wanted.account.map(keys::account);
         let family_pk = wanted.family.map(keys::family);
         let revoked_pk = wanted.revoked_jti.map(keys::revoked);
-        let pks = [&client_pk, &account_pk, &family_pk, &revoked_pk];
+        let transaction_pk = wanted.transaction.map(keys::transaction);
+        let session_pk = wanted.session.map(keys::session);
+        let consent_pk = wanted
+            .consent
+            .map(|(user_id, client_id)| keys::consent(user_id, client_id));
+        let user_pk = wanted.login.map(keys::user);
+        let lock_pk = wanted.login.map(keys::user_lock);
+        let pks = [
+            &client_pk,
+            &account_pk,
+            &family_pk,
+            &revoked_pk,
+            &transaction_pk,
+            &session_pk,
+            &consent_pk,
+            &user_pk,
+            &lock_pk,
+        ];
         let mut items = self
             .batch_get(pks.into_iter().flatten().cloned().collect(), true)
             .await?;
@@ -503,6 +520,11 @@ impl TokenRecords for DynamoStore {
             account: take::<Account>(&mut items, account_pk.as_ref())?,
             family: take(&mut items, family_pk.as_ref())?,
             jti_revoked: revoked_pk.is_some_and(|pk| items.contains_key(&pk)),
+            transaction: take(&mut items, transaction_pk.as_ref())?,
+            session: take(&mut items, session_pk.as_ref())?,
+            consent: take(&mut items, consent_pk.as_ref())?,
+            user: take(&mut items, user_pk.as_ref())?,
+            user_failures: take(&mut items, lock_pk.as_ref())?,
         })
     }
 }
@@ -699,5 +721,75 @@ impl AuthorizationCodes for DynamoStore {
             }
             Err(e) => Err(unavailable("UpdateItem")(e)),
         }
+    }
+}
+
+impl SignInRecords for DynamoStore {
+    async fn put_transaction(&self, transaction: &LoginTransaction) -> Result<(), StoreError> {
+        let pk = keys::transaction(&transaction.id);
+        if self
+            .put(pk, transaction, Some(transaction.exp), true)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt("login transaction id collision".into()))
+        }
+    }
+
+    async fn finish_transaction(&self, id: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::transaction(id))))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_check_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable("DeleteItem")(e)),
+        }
+    }
+
+    async fn put_session(&self, session: &BrowserSession) -> Result<(), StoreError> {
+        let pk = keys::session(&session.id_hash);
+        if self
+            .put(pk, session, Some(session.absolute_exp), true)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt("session id collision".into()))
+        }
+    }
+
+    async fn touch_session(&self, id_hash: &str, idle_exp: i64) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::session(id_hash))))
+            .update_expression("SET idle_exp = :idle")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":idle", n(idle_exp))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Ended meanwhile (logout): nothing to slide, and nothing re-created.
+            Err(e) if is_conditional_check_failure(&e) => Ok(()),
+            Err(e) => Err(unavailable("UpdateItem")(e)),
+        }
+    }
+
+    async fn end_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        self.delete(keys::session(id_hash)).await
+    }
+
+    async fn put_consent(&self, consent: &Consent) -> Result<(), StoreError> {
+        let pk = keys::consent(&consent.user_id, &consent.client_id);
+        self.put(pk, consent, None, false).await.map(|_| ())
     }
 }

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    Account, AuthorizationCode, AuthorizationCodes, Client, ClientDirectory, Counted,
-    FailureCounter, FailureCounters, Found, LoginDirectory, LoginRecords, Redemption,
-    RefreshFamilies, RefreshFamily, Revocations, RevokedToken, Rotation, TokenRecords, User,
-    Wanted,
+    Account, AuthorizationCode, AuthorizationCodes, BrowserSession, Client, ClientDirectory,
+    Consent, Counted, FailureCounter, FailureCounters, Found, LoginDirectory, LoginRecords,
+    LoginTransaction, Redemption, RefreshFamilies, RefreshFamily, Revocations, RevokedToken,
+    Rotation, SignInRecords, TokenRecords, User, Wanted,
 };
 use crate::error::StoreError;
 
@@ -28,6 +28,9 @@ struct Records {
     failures: Mutex<HashMap<String, FailureCounter>>,
     revoked: Mutex<HashMap<String, RevokedToken>>,
     codes: Mutex<HashMap<String, AuthorizationCode>>,
+    transactions: Mutex<HashMap<String, LoginTransaction>>,
+    sessions: Mutex<HashMap<String, BrowserSession>>,
+    consents: Mutex<HashMap<(String, String), Consent>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> Result<MutexGuard<'_, T>, StoreError> {
@@ -124,6 +127,27 @@ impl TokenRecords for MemoryStore {
             jti_revoked: wanted
                 .revoked_jti
                 .is_some_and(|jti| lock(&self.records.revoked).is_ok_and(|r| r.contains_key(jti))),
+            transaction: wanted
+                .transaction
+                .and_then(|id| lock(&self.records.transactions).ok()?.get(id).cloned()),
+            session: wanted
+                .session
+                .and_then(|id| lock(&self.records.sessions).ok()?.get(id).cloned()),
+            consent: wanted.consent.and_then(|(user, client)| {
+                lock(&self.records.consents)
+                    .ok()?
+                    .get(&(user.to_owned(), client.to_owned()))
+                    .cloned()
+            }),
+            user: wanted
+                .login
+                .and_then(|name| lock(&self.records.users).ok()?.get(name).cloned()),
+            user_failures: wanted.login.and_then(|name| {
+                lock(&self.records.failures)
+                    .ok()?
+                    .get(&Counted::User(name).key())
+                    .cloned()
+            }),
         })
     }
 }
@@ -227,5 +251,49 @@ impl AuthorizationCodes for MemoryStore {
             }
             _ => Redemption::Unusable,
         })
+    }
+}
+
+impl SignInRecords for MemoryStore {
+    async fn put_transaction(&self, transaction: &LoginTransaction) -> Result<(), StoreError> {
+        let mut transactions = lock(&self.records.transactions)?;
+        if transactions.contains_key(&transaction.id) {
+            return Err(StoreError::Corrupt("login transaction id collision".into()));
+        }
+        transactions.insert(transaction.id.clone(), transaction.clone());
+        Ok(())
+    }
+
+    async fn finish_transaction(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(lock(&self.records.transactions)?.remove(id).is_some())
+    }
+
+    async fn put_session(&self, session: &BrowserSession) -> Result<(), StoreError> {
+        let mut sessions = lock(&self.records.sessions)?;
+        if sessions.contains_key(&session.id_hash) {
+            return Err(StoreError::Corrupt("session id collision".into()));
+        }
+        sessions.insert(session.id_hash.clone(), session.clone());
+        Ok(())
+    }
+
+    async fn touch_session(&self, id_hash: &str, idle_exp: i64) -> Result<(), StoreError> {
+        if let Some(session) = lock(&self.records.sessions)?.get_mut(id_hash) {
+            session.idle_exp = idle_exp;
+        }
+        Ok(())
+    }
+
+    async fn end_session(&self, id_hash: &str) -> Result<(), StoreError> {
+        lock(&self.records.sessions)?.remove(id_hash);
+        Ok(())
+    }
+
+    async fn put_consent(&self, consent: &Consent) -> Result<(), StoreError> {
+        lock(&self.records.consents)?.insert(
+            (consent.user_id.clone(), consent.client_id.clone()),
+            consent.clone(),
+        );
+        Ok(())
     }
 }

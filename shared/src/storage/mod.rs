@@ -255,6 +255,96 @@ pub trait AuthorizationCodes: Send + Sync {
     ) -> impl Future<Output = Result<Redemption, StoreError>> + Send;
 }
 
+/// One sign-in in progress (`authz#<id>`, SPEC §12): the authorization request that passed
+/// validation, waiting for the user. One per browser tab, so tabs sign in independently.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoginTransaction {
+    pub id: String,
+    /// SHA-256 of the form's CSRF token.
+    pub csrf_hash: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    pub form_post: bool,
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_challenge: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_hint: Option<String>,
+    /// `prompt=consent`: ask again even where consent was given.
+    #[serde(default)]
+    pub ask_consent: bool,
+    pub exp: i64,
+}
+
+/// A browser session (`sess#<SHA-256 of the cookie's secret>`): who signed in, when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BrowserSession {
+    pub id_hash: String,
+    pub user_id: String,
+    pub username: String,
+    pub auth_time: i64,
+    /// Ends this long after the last use...
+    pub idle_exp: i64,
+    /// ...and at the latest here.
+    pub absolute_exp: i64,
+}
+
+impl BrowserSession {
+    pub fn live(&self, now: i64) -> bool {
+        self.idle_exp > now && self.absolute_exp > now
+    }
+}
+
+/// Scopes a user consented to for a client (`consent#<user_id>#<client_id>`), kept until
+/// revoked, so `prompt=none` works once consent was given (SPEC §12).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Consent {
+    pub user_id: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+}
+
+impl Consent {
+    pub fn covers(&self, scopes: &[String]) -> bool {
+        scopes.iter().all(|s| self.scopes.contains(s))
+    }
+}
+
+/// The records of browser sign-in.
+pub trait SignInRecords: Send + Sync {
+    fn put_transaction(
+        &self,
+        transaction: &LoginTransaction,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Ends a transaction (one conditional delete): true for the one caller that ended it,
+    /// so a login form can complete once.
+    fn finish_transaction(&self, id: &str)
+    -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    fn put_session(
+        &self,
+        session: &BrowserSession,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Slides the idle expiry of a session that still exists (the caller caps it at the
+    /// absolute expiry).
+    fn touch_session(
+        &self,
+        id_hash: &str,
+        idle_exp: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn end_session(&self, id_hash: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn put_consent(&self, consent: &Consent)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// Brute-force counter for one username or client id (`lock#user#…` / `lock#client#…`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FailureCounter {
@@ -307,6 +397,14 @@ pub struct Wanted<'a> {
     pub family: Option<&'a str>,
     /// `revoked#<jti>`.
     pub revoked_jti: Option<&'a str>,
+    /// `authz#<id>`.
+    pub transaction: Option<&'a str>,
+    /// `sess#<id hash>`.
+    pub session: Option<&'a str>,
+    /// `consent#<user_id>#<client_id>`.
+    pub consent: Option<(&'a str, &'a str)>,
+    /// `user#<username>` and `lock#user#<username>` (a login form's POST).
+    pub login: Option<&'a str>,
 }
 
 /// What a `Wanted` read found.
@@ -317,9 +415,15 @@ pub struct Found {
     pub family: Option<RefreshFamily>,
     /// `revoked#<jti>` exists.
     pub jti_revoked: bool,
+    pub transaction: Option<LoginTransaction>,
+    pub session: Option<BrowserSession>,
+    pub consent: Option<Consent>,
+    pub user: Option<User>,
+    pub user_failures: Option<FailureCounter>,
 }
 
-/// The state behind tokens: clients, accounts, families and revocation markers.
+/// The state behind tokens and sign-in: clients, accounts, families, revocation markers,
+/// transactions, sessions, consents and login records, any of them in one read.
 pub trait TokenRecords: Send + Sync {
     fn read(&self, wanted: Wanted<'_>) -> impl Future<Output = Result<Found, StoreError>> + Send;
 }
@@ -453,5 +557,14 @@ pub mod keys {
     }
     pub fn code(code_hash: &str) -> String {
         format!("code#{code_hash}")
+    }
+    pub fn transaction(id: &str) -> String {
+        format!("authz#{id}")
+    }
+    pub fn session(id_hash: &str) -> String {
+        format!("sess#{id_hash}")
+    }
+    pub fn consent(user_id: &str, client_id: &str) -> String {
+        format!("consent#{user_id}#{client_id}")
     }
 }
