@@ -22,6 +22,12 @@ pub struct Config {
     pub lockout_threshold: u32,
     /// Seconds a failure counts for; a locked username unlocks this long after its last failure.
     pub lockout_window: i64,
+    /// A browser session ends this long after its last use (`SESSION_IDLE_SECONDS`)...
+    pub session_idle: i64,
+    /// ...and this long after the login at the latest (`SESSION_MAX_SECONDS`).
+    pub session_max: i64,
+    /// The hosted login page's look: `LOGIN_TITLE`, `LOGIN_LOGO_URL`, `LOGIN_EXTRA_CSS`.
+    pub branding: crate::authorize::page::Branding,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -72,7 +78,20 @@ impl Config {
         let lockout_window =
             parse_positive(get("LOCKOUT_WINDOW_SECONDS"), "LOCKOUT_WINDOW_SECONDS")?
                 .unwrap_or(15 * 60);
+        // Keycloak's defaults (SSO Session Idle 30 min, Max 10 h): what teams moving over expect.
+        let session_idle =
+            parse_positive(get("SESSION_IDLE_SECONDS"), "SESSION_IDLE_SECONDS")?.unwrap_or(1800);
+        let session_max =
+            parse_positive(get("SESSION_MAX_SECONDS"), "SESSION_MAX_SECONDS")?.unwrap_or(36_000);
+        let branding = crate::authorize::page::Branding {
+            title: get("LOGIN_TITLE").unwrap_or_else(|| "Sign in".to_owned()),
+            logo_url: get("LOGIN_LOGO_URL"),
+            extra_css: get("LOGIN_EXTRA_CSS"),
+        };
         Ok(Self {
+            session_idle,
+            session_max,
+            branding,
             table_name,
             signing_keys_secret_id,
             issuer,

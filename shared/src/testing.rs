@@ -96,6 +96,7 @@ pub fn client(id: &str, grants: &[GrantType]) -> Client {
         created_at: 0,
         public: false,
         pkce_required: true,
+        consent: false,
     }
 }
 

@@ -73,6 +73,7 @@ fn client(id: &str, secret: &str) -> Client {
         created_at: 1,
         public: false,
         pkce_required: true,
+        consent: false,
     }
 }
 
@@ -569,6 +570,7 @@ async fn sign_in_records_are_read_in_one_batch_and_transactions_end_once() {
         id: "t1".into(),
         csrf_hash: "csrf".into(),
         client_id: "c1".into(),
+        client_name: "C1".into(),
         redirect_uri: "https://app.example.com/cb".into(),
         state: Some("s".into()),
         form_post: false,

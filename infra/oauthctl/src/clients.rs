@@ -52,6 +52,9 @@ pub enum ClientCommand {
         /// PKCE at the authorization endpoint; `optional` only for a confidential client.
         #[arg(long, value_enum, default_value_t = Pkce::Required)]
         pkce: Pkce,
+        /// Ask each user's consent before the first sign-in (remembered per user).
+        #[arg(long)]
+        consent: bool,
     },
     List,
     Show {
@@ -136,6 +139,7 @@ fn view(client: &Client) -> serde_json::Value {
         "redirect_uris": client.redirect_uris,
         "public": client.public,
         "pkce_required": client.pkce_required,
+        "consent": client.consent,
         "access_token_ttl": client.access_token_ttl,
         "refresh_token_ttl": client.refresh_token_ttl,
         "audience": client.audience,
@@ -207,6 +211,7 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
             claims,
             public,
             pkce,
+            consent,
         } => {
             let client_id = id.unwrap_or_else(generated_id);
             validate_id(&client_id)?;
@@ -280,6 +285,7 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
                 created_at: now_epoch(),
                 public,
                 pkce_required: pkce == Pkce::Required,
+                consent,
             };
             if !admin
                 .store

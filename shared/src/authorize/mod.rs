@@ -3,5 +3,6 @@
 //! sessions and logout follow (issue #12).
 
 pub mod code;
+pub mod page;
 pub mod pkce;
 pub mod request;

@@ -2,6 +2,7 @@
 //! mapping of results to RFC 6749 responses. Lambda-free, so tests and benches drive them
 //! directly.
 
+pub mod authorize;
 pub mod discovery;
 pub mod token;
 pub mod tokeninfo;

@@ -22,6 +22,45 @@ use crate::tokens::refresh::RefreshToken;
 const BAD_CREDENTIALS: OAuthError =
     OAuthError::InvalidGrant("the resource owner credentials are invalid");
 
+/// A password attempt for `username` (`None`: a name that cannot exist) under the lockout of
+/// RFC 6749 §4.3.2 ("protect the endpoint against brute force"), shared by the password grant
+/// and the login page: counted first, atomically, and verified only when counted within the
+/// threshold, so of a concurrent burst at most the threshold's worth are verified. Every
+/// presented username is counted, existing or not, so the write reveals nothing; unknown,
+/// wrong, disabled and locked cost the same (one counter write, one argon2id verification).
+/// `Some(user)` only for the right password of an enabled user, whose count is then cleared.
+pub async fn verify_counted<S: FailureCounters>(
+    store: &S,
+    config: &crate::config::Config,
+    now: i64,
+    username: Option<&str>,
+    password: &str,
+    user: Option<crate::storage::User>,
+    counter: Option<&crate::storage::FailureCounter>,
+) -> Result<Option<crate::storage::User>, OAuthError> {
+    let within_threshold = match username {
+        Some(name) => {
+            let seen_live = counter.is_some_and(|c| c.window_end > now);
+            let attempt = store
+                .increment(Counted::User(name), now, config.lockout_window, seen_live)
+                .await?;
+            if attempt == config.lockout_threshold + 1 {
+                tracing::warn!("password login locked after repeated failures");
+            }
+            attempt <= config.lockout_threshold
+        }
+        None => false,
+    };
+    let user = user.filter(|_| within_threshold);
+    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+    let verified = verify_password_off_executor(password.to_owned(), stored_hash).await;
+    let user = user.filter(|u| verified && u.enabled);
+    if let (Some(_), Some(name)) = (&user, username) {
+        store.clear_failures(Counted::User(name)).await?;
+    }
+    Ok(user)
+}
+
 pub async fn grant<S: LoginDirectory + FailureCounters + RefreshFamilies>(
     ctx: &GrantContext<'_, S>,
 ) -> Result<TokenResponse, OAuthError> {
@@ -50,44 +89,19 @@ pub async fn grant<S: LoginDirectory + FailureCounters + RefreshFamilies>(
     check_redirect_uri(ctx.params, client)?;
     let scopes = resolve(ctx.params.get("scope"), client)?;
 
-    // RFC 6749 §4.3.2: protect the endpoint against brute force. Count first, atomically, then
-    // verify only an attempt counted within the threshold, so of a concurrent burst at most the
-    // threshold's worth are verified. Every presented username is counted, existing or not, so the write
-    // reveals nothing; a locked username does the same work as a wrong password.
-    let within_threshold = match username {
-        Some(name) => {
-            let seen_live = records
-                .user_failures
-                .as_ref()
-                .is_some_and(|c| c.window_end > ctx.now);
-            let attempt = ctx
-                .store
-                .increment(
-                    Counted::User(name),
-                    ctx.now,
-                    ctx.config.lockout_window,
-                    seen_live,
-                )
-                .await?;
-            if attempt == ctx.config.lockout_threshold + 1 {
-                tracing::warn!("password login locked after repeated failures");
-            }
-            attempt <= ctx.config.lockout_threshold
-        }
-        None => false,
-    };
-    let user = records.user.filter(|_| within_threshold);
-    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-    let verified = verify_password_off_executor(password.to_owned(), stored_hash).await;
-    let (Some(user), true) = (user, verified) else {
+    let Some(user) = verify_counted(
+        ctx.store,
+        ctx.config,
+        ctx.now,
+        username,
+        password,
+        records.user,
+        records.user_failures.as_ref(),
+    )
+    .await?
+    else {
         return Err(BAD_CREDENTIALS);
     };
-    if !user.enabled {
-        return Err(BAD_CREDENTIALS);
-    }
-    if let Some(name) = username {
-        ctx.store.clear_failures(Counted::User(name)).await?;
-    }
 
     let refresh = if client.allows_grant(GrantType::RefreshToken) {
         let token = RefreshToken::new_family(&user.user_id);

@@ -89,6 +89,9 @@ pub struct Client {
     /// confidential client may be registered without (`--pkce optional`).
     #[serde(default = "pkce_required_by_default")]
     pub pkce_required: bool,
+    /// Ask the user's consent before the first sign-in (`--consent`); remembered per user.
+    #[serde(default)]
+    pub consent: bool,
 }
 
 fn pkce_required_by_default() -> bool {
@@ -263,6 +266,8 @@ pub struct LoginTransaction {
     /// SHA-256 of the form's CSRF token.
     pub csrf_hash: String,
     pub client_id: String,
+    /// Shown on the pages ("Sign in to …").
+    pub client_name: String,
     pub redirect_uri: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,

@@ -1,0 +1,576 @@
+//! The authorize function: the authorization endpoint (RFC 6749 §4.1, OIDC Core §3.1.2), the
+//! hosted login form and the consent step (SPEC §12). Logout follows (issue #12).
+//!
+//! A sign-in is a `LoginTransaction` of its own (one per tab), its form carries the
+//! transaction id and a CSRF token, and the browser session is a `__Host-` cookie holding a
+//! 256-bit secret whose SHA-256 keys the `sess#` record.
+
+use cookie::{Cookie, SameSite};
+
+use super::issuer;
+use crate::authorize::code::issue_code;
+use crate::authorize::page::{self, messages};
+use crate::authorize::request::{
+    AuthorizationRequest, AuthorizeError, RawRequest, Refusal, ReplyTo, ResponseMode, error_params,
+    redirect_with, trusted_reply, validate,
+};
+use crate::config::Config;
+use crate::crypto::{digests_equal, random_secret, sha256_b64};
+use crate::error::OAuthError;
+use crate::grants::password::verify_counted;
+use crate::http::{ApiRequest, ApiResponse};
+use crate::keys::{KeyCache, KeySource};
+use crate::storage::{
+    AuthorizationCode, AuthorizationCodes, BrowserSession, Consent, FailureCounters,
+    LoginTransaction, SignInRecords, TokenRecords, Wanted, client_key, username_key,
+};
+use crate::tokens::refresh::RefreshToken;
+
+/// The authorization endpoint and seed 002's alias.
+pub const AUTHORIZE_PATHS: [&str; 2] = ["/oauth/v2/authorize", "/oauth/v2/ui/authorize"];
+pub const LOGIN_PATH: &str = "/oauth/v2/authorize/login";
+pub const CONSENT_PATH: &str = "/oauth/v2/authorize/consent";
+/// `__Host-`: Secure, Path=/, no Domain, so no other host or path can set or read it.
+pub const SESSION_COOKIE: &str = "__Host-oauth-session";
+/// How long a login page may stay open before its form is refused.
+pub const TRANSACTION_SECONDS: i64 = 15 * 60;
+
+/// Storage the authorize function needs.
+pub trait AuthorizeStore:
+    TokenRecords + SignInRecords + AuthorizationCodes + FailureCounters
+{
+}
+impl<T: TokenRecords + SignInRecords + AuthorizationCodes + FailureCounters> AuthorizeStore for T {}
+
+pub struct AuthorizeService<S, K> {
+    pub config: Config,
+    pub store: S,
+    pub keys: KeyCache<K>,
+}
+
+/// A form's fields (the login and consent POSTs).
+fn form_fields(request: &ApiRequest) -> Option<RawRequest> {
+    (request.media_type().as_deref() == Some("application/x-www-form-urlencoded"))
+        .then(|| RawRequest::from_form(&request.body))
+}
+
+/// The session cookie's secret, from any `Cookie` header (API Gateway and SAM both deliver
+/// them there; several headers or pairs are all read).
+pub fn session_secret(request: &ApiRequest) -> Option<String> {
+    request
+        .headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty() && v.len() <= 64)
+}
+
+fn session_cookie(secret: &str, max_age: i64) -> String {
+    Cookie::build((SESSION_COOKIE, secret.to_owned()))
+        .secure(true)
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .path("/")
+        .max_age(cookie::time::Duration::seconds(max_age))
+        .build()
+        .to_string()
+}
+
+/// RFC 9700 §4.12: 303 after a POST, so the browser does not re-send the form.
+fn see_other(location: &str) -> ApiResponse {
+    ApiResponse::empty(303)
+        .header("location", location.to_owned())
+        .no_store()
+        .header("referrer-policy", "no-referrer")
+}
+
+/// The authorization response (code or error) in the client's response mode.
+fn reply(reply_to: &ReplyTo, params: &[(&str, &str)]) -> ApiResponse {
+    match reply_to.mode {
+        ResponseMode::Query => see_other(&redirect_with(&reply_to.redirect_uri, params)),
+        ResponseMode::FormPost => page::form_post(&reply_to.redirect_uri, params),
+    }
+}
+
+fn reply_error(reply_to: &ReplyTo, error: AuthorizeError, issuer: &str) -> ApiResponse {
+    reply(reply_to, &error_params(reply_to, &error, issuer))
+}
+
+/// Same-origin form posts only (SPEC §12 CSRF: a token in the form and this check): a
+/// browser's `Sec-Fetch-Site`, else its `Origin`, must not name another site.
+fn same_origin(request: &ApiRequest, issuer: &str) -> bool {
+    if let Some(site) = request.header("sec-fetch-site") {
+        return matches!(site, "same-origin" | "none");
+    }
+    match request.header("origin") {
+        Some(origin) => issuer.starts_with(origin) && issuer[origin.len()..].starts_with('/'),
+        None => true,
+    }
+}
+
+impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
+    pub fn new(config: Config, store: S, key_source: K) -> Self {
+        let keys = KeyCache::new(key_source, config.key_cache);
+        Self {
+            config,
+            store,
+            keys,
+        }
+    }
+
+    pub async fn handle(&self, request: &ApiRequest) -> ApiResponse {
+        let path = request.path.trim_end_matches('/');
+        let get = request.method == http::Method::GET;
+        let post = request.method == http::Method::POST;
+        let result = match path {
+            p if AUTHORIZE_PATHS.contains(&p) && get => {
+                let raw = RawRequest::from_form(request.query.as_deref().unwrap_or("").as_bytes());
+                self.authorize(request, raw).await
+            }
+            p if AUTHORIZE_PATHS.contains(&p) && post => match form_fields(request) {
+                Some(raw) => self.authorize(request, raw).await,
+                None => Ok(page::error_page(
+                    &self.config.branding,
+                    messages::REQUEST_REJECTED,
+                )),
+            },
+            LOGIN_PATH if post => self.login(request).await,
+            CONSENT_PATH if post => self.consent(request).await,
+            p if AUTHORIZE_PATHS.contains(&p) => {
+                return ApiResponse::method_not_allowed("GET, POST");
+            }
+            LOGIN_PATH | CONSENT_PATH => return ApiResponse::method_not_allowed("POST"),
+            _ => return ApiResponse::not_found(),
+        };
+        result.unwrap_or_else(|error| match error {
+            OAuthError::TemporarilyUnavailable => error.into_response(),
+            _ => page::error_page(&self.config.branding, messages::REQUEST_REJECTED),
+        })
+    }
+
+    /// GET/POST /oauth/v2/authorize.
+    async fn authorize(
+        &self,
+        request: &ApiRequest,
+        raw: RawRequest,
+    ) -> Result<ApiResponse, OAuthError> {
+        let now = crate::now_epoch();
+        let issuer = issuer(&self.config, request)?;
+        let cookie = session_secret(request);
+        let cookie_hash = cookie.as_deref().map(|c| sha256_b64(c.as_bytes()));
+        let found = self
+            .store
+            .read(Wanted {
+                client: raw.get("client_id").and_then(client_key),
+                session: cookie_hash.as_deref(),
+                ..Wanted::default()
+            })
+            .await?;
+        let checked = match (trusted_reply(&raw, found.client.as_ref()), &found.client) {
+            (Ok(reply_to), Some(client)) => validate(&raw, client, reply_to),
+            (Err(refusal), _) => Err(refusal),
+            (Ok(_), None) => Err(Refusal::Page(messages::INVALID_CLIENT_OR_REDIRECT_URI)),
+        };
+        let authz = match checked {
+            Ok(authz) => authz,
+            Err(Refusal::Page(message)) => {
+                return Ok(page::error_page(&self.config.branding, message));
+            }
+            Err(Refusal::Redirect(reply_to, error)) => {
+                return Ok(reply_error(&reply_to, error, &issuer));
+            }
+        };
+        let session = found.session.filter(|s| s.live(now));
+        // OIDC Core §3.1.2.1 `max_age`; 0 asks for a login now (SPEC §12), whatever the clock.
+        let fresh_enough = |s: &BrowserSession| match authz.max_age {
+            None => true,
+            Some(0) => false,
+            Some(max) => now - s.auth_time <= max,
+        };
+        let usable = session
+            .filter(|s| !authz.prompt.login && fresh_enough(s))
+            .filter(|s| self.hint_matches(&authz, s));
+        match usable {
+            Some(session) => {
+                let idle = (now + self.config.session_idle).min(session.absolute_exp);
+                self.store.touch_session(&session.id_hash, idle).await?;
+                self.after_login(
+                    &authz_record(&authz, &random_secret()),
+                    &session,
+                    &issuer,
+                    now,
+                    authz.prompt.none,
+                )
+                .await
+            }
+            None if authz.prompt.none => Ok(reply_error(
+                &authz.reply,
+                AuthorizeError::LoginRequired,
+                &issuer,
+            )),
+            None => {
+                let (transaction, csrf) = self.begin(&authz, now).await?;
+                Ok(page::login_page(
+                    &self.config.branding,
+                    &transaction.client_name,
+                    LOGIN_PATH,
+                    &transaction.id,
+                    &csrf,
+                    transaction.login_hint.as_deref(),
+                    false,
+                ))
+            }
+        }
+    }
+
+    /// OIDC Core §3.1.2.1: an `id_token_hint` names the user the client expects; a session of
+    /// anyone else is not used (an expired hint still names its user).
+    fn hint_matches(&self, authz: &AuthorizationRequest, session: &BrowserSession) -> bool {
+        let Some(hint) = &authz.id_token_hint else {
+            return true;
+        };
+        let Some(payload) = hint.split('.').nth(1) else {
+            return false;
+        };
+        // The hint only narrows which session may be used, so its signature is not what grants
+        // anything; its subject must still be exactly the session's.
+        crate::crypto::b64url_decode(payload)
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .and_then(|claims| {
+                claims
+                    .get("sub")
+                    .and_then(|s| s.as_str())
+                    .map(str::to_owned)
+            })
+            .is_some_and(|sub| sub == session.user_id)
+    }
+
+    async fn begin(
+        &self,
+        authz: &AuthorizationRequest,
+        now: i64,
+    ) -> Result<(LoginTransaction, String), OAuthError> {
+        let csrf = random_secret();
+        let mut transaction = authz_record(authz, &csrf);
+        transaction.exp = now + TRANSACTION_SECONDS;
+        self.store.put_transaction(&transaction).await?;
+        Ok((transaction, csrf))
+    }
+
+    /// The consent step if the client wants one, else the code.
+    async fn after_login(
+        &self,
+        transaction: &LoginTransaction,
+        session: &BrowserSession,
+        issuer: &str,
+        now: i64,
+        prompt_none: bool,
+    ) -> Result<ApiResponse, OAuthError> {
+        let reply_to = reply_to_of(transaction);
+        let found = self
+            .store
+            .read(Wanted {
+                client: Some(&transaction.client_id),
+                consent: Some((&session.user_id, &transaction.client_id)),
+                ..Wanted::default()
+            })
+            .await?;
+        let Some(client) = found.client.filter(|c| c.enabled) else {
+            return Ok(page::error_page(
+                &self.config.branding,
+                messages::INVALID_CLIENT_OR_REDIRECT_URI,
+            ));
+        };
+        let scopes: Vec<String> = transaction
+            .scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let consented = found.consent.is_some_and(|c| c.covers(&scopes));
+        if client.consent && (transaction.ask_consent || !consented) {
+            if prompt_none {
+                return Ok(reply_error(
+                    &reply_to,
+                    AuthorizeError::ConsentRequired,
+                    issuer,
+                ));
+            }
+            // The consent form continues a transaction (a fresh one when the session was
+            // enough to get here), bound to this session's user.
+            let csrf = random_secret();
+            let mut pending = transaction.clone();
+            pending.id = random_secret();
+            pending.csrf_hash = sha256_b64(csrf.as_bytes());
+            pending.login_hint = Some(session.username.clone());
+            pending.exp = now + TRANSACTION_SECONDS;
+            self.store.put_transaction(&pending).await?;
+            return Ok(page::consent_page(
+                &self.config.branding,
+                &pending.client_name,
+                &scopes,
+                CONSENT_PATH,
+                &pending.id,
+                &csrf,
+            ));
+        }
+        self.issue(transaction, session, issuer, now).await
+    }
+
+    /// Mints the code and sends it to the client.
+    async fn issue(
+        &self,
+        transaction: &LoginTransaction,
+        session: &BrowserSession,
+        issuer: &str,
+        now: i64,
+    ) -> Result<ApiResponse, OAuthError> {
+        let found = self
+            .store
+            .read(Wanted {
+                account: Some(&session.user_id),
+                ..Wanted::default()
+            })
+            .await?;
+        let reply_to = reply_to_of(transaction);
+        let Some(account) = found
+            .account
+            .filter(|a| a.honours(&session.user_id, session.auth_time))
+        else {
+            return Ok(reply_error(
+                &reply_to,
+                AuthorizeError::LoginRequired,
+                issuer,
+            ));
+        };
+        let issued = issue_code(
+            AuthorizationCode {
+                code_hash: String::new(),
+                client_id: transaction.client_id.clone(),
+                redirect_uri: transaction.redirect_uri.clone(),
+                scope: transaction.scope.clone(),
+                nonce: transaction.nonce.clone(),
+                code_challenge: transaction.code_challenge.clone(),
+                user_id: account.user_id.clone(),
+                username: account.username.clone(),
+                claims: account.claims.clone(),
+                auth_time: session.auth_time,
+                family_id: RefreshToken::new_family(&account.user_id).family_id,
+                exp: 0,
+                consumed_at: None,
+            },
+            now,
+        );
+        self.store.store_code(&issued.record).await?;
+        let mut params = vec![("code", issued.code.as_str())];
+        if let Some(state) = &reply_to.state {
+            params.push(("state", state));
+        }
+        params.push(("iss", issuer));
+        Ok(reply(&reply_to, &params))
+    }
+
+    /// The transaction a form names, if it is live and the form's CSRF token is its own.
+    async fn form_transaction(
+        &self,
+        request: &ApiRequest,
+        fields: &RawRequest,
+        login: Option<&str>,
+    ) -> Result<Option<(LoginTransaction, crate::storage::Found)>, OAuthError> {
+        let issuer = issuer(&self.config, request)?;
+        let (Some(id), Some(csrf)) = (fields.get("transaction"), fields.get("csrf_token")) else {
+            return Ok(None);
+        };
+        if !same_origin(request, &issuer) || id.len() > 64 {
+            return Ok(None);
+        }
+        let mut found = self
+            .store
+            .read(Wanted {
+                transaction: Some(id),
+                login,
+                ..Wanted::default()
+            })
+            .await?;
+        let now = crate::now_epoch();
+        let transaction = found
+            .transaction
+            .take()
+            .filter(|t| t.exp > now && digests_equal(&sha256_b64(csrf.as_bytes()), &t.csrf_hash));
+        Ok(transaction.map(|t| (t, found)))
+    }
+
+    /// POST /oauth/v2/authorize/login: the login form.
+    async fn login(&self, request: &ApiRequest) -> Result<ApiResponse, OAuthError> {
+        let now = crate::now_epoch();
+        let issuer = issuer(&self.config, request)?;
+        let Some(fields) = form_fields(request) else {
+            return Ok(page::error_page(
+                &self.config.branding,
+                messages::REQUEST_REJECTED,
+            ));
+        };
+        let username = fields.get("username").unwrap_or_default().to_owned();
+        let password = fields.get("password").unwrap_or_default().to_owned();
+        let login_key = username_key(&username);
+        let Some((transaction, found)) = self.form_transaction(request, &fields, login_key).await?
+        else {
+            return Ok(page::error_page(
+                &self.config.branding,
+                messages::TRANSACTION_EXPIRED,
+            ));
+        };
+        // The password grant's lockout and equal work (SPEC §12): one counter, one answer.
+        let user = verify_counted(
+            &self.store,
+            &self.config,
+            now,
+            login_key,
+            &password,
+            found.user,
+            found.user_failures.as_ref(),
+        )
+        .await?;
+        let Some(user) = user else {
+            return Ok(page::login_page(
+                &self.config.branding,
+                &transaction.client_name,
+                LOGIN_PATH,
+                &transaction.id,
+                fields.get("csrf_token").unwrap_or_default(),
+                Some(&username),
+                true,
+            ));
+        };
+        // A form completes once (a double submit, or a replayed POST, finds it gone).
+        if !self.store.finish_transaction(&transaction.id).await? {
+            return Ok(page::error_page(
+                &self.config.branding,
+                messages::TRANSACTION_EXPIRED,
+            ));
+        }
+        // A new session id at every login (no fixation).
+        let secret = random_secret();
+        let session = BrowserSession {
+            id_hash: sha256_b64(secret.as_bytes()),
+            user_id: user.user_id.clone(),
+            username: user.username.clone(),
+            auth_time: now,
+            idle_exp: now + self.config.session_idle.min(self.config.session_max),
+            absolute_exp: now + self.config.session_max,
+        };
+        self.store.put_session(&session).await?;
+        if let Some(old) = session_secret(request) {
+            self.store.end_session(&sha256_b64(old.as_bytes())).await?;
+        }
+        let response = self
+            .after_login(&transaction, &session, &issuer, now, false)
+            .await?;
+        Ok(response.header(
+            "set-cookie",
+            session_cookie(&secret, self.config.session_max),
+        ))
+    }
+
+    /// POST /oauth/v2/authorize/consent: allow or deny.
+    async fn consent(&self, request: &ApiRequest) -> Result<ApiResponse, OAuthError> {
+        let now = crate::now_epoch();
+        let issuer = issuer(&self.config, request)?;
+        let Some(fields) = form_fields(request) else {
+            return Ok(page::error_page(
+                &self.config.branding,
+                messages::REQUEST_REJECTED,
+            ));
+        };
+        let cookie_hash = session_secret(request).map(|c| sha256_b64(c.as_bytes()));
+        let Some((transaction, _)) = self.form_transaction(request, &fields, None).await? else {
+            return Ok(page::error_page(
+                &self.config.branding,
+                messages::TRANSACTION_EXPIRED,
+            ));
+        };
+        let session = match &cookie_hash {
+            Some(hash) => {
+                self.store
+                    .read(Wanted {
+                        session: Some(hash),
+                        ..Wanted::default()
+                    })
+                    .await?
+                    .session
+            }
+            None => None,
+        };
+        let reply_to = reply_to_of(&transaction);
+        // Consent belongs to the session's user: without a live session, sign in again.
+        let Some(session) = session.filter(|s| s.live(now)) else {
+            return Ok(reply_error(
+                &reply_to,
+                AuthorizeError::LoginRequired,
+                &issuer,
+            ));
+        };
+        if !self.store.finish_transaction(&transaction.id).await? {
+            return Ok(page::error_page(
+                &self.config.branding,
+                messages::TRANSACTION_EXPIRED,
+            ));
+        }
+        if fields.get("decision") != Some("allow") {
+            return Ok(reply_error(
+                &reply_to,
+                AuthorizeError::AccessDenied,
+                &issuer,
+            ));
+        }
+        let scopes = transaction
+            .scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        self.store
+            .put_consent(&Consent {
+                user_id: session.user_id.clone(),
+                client_id: transaction.client_id.clone(),
+                scopes,
+            })
+            .await?;
+        self.issue(&transaction, &session, &issuer, now).await
+    }
+}
+
+/// The transaction record of a checked request (`csrf` is hashed; `exp` set by the caller).
+fn authz_record(authz: &AuthorizationRequest, csrf: &str) -> LoginTransaction {
+    LoginTransaction {
+        id: random_secret(),
+        csrf_hash: sha256_b64(csrf.as_bytes()),
+        client_id: authz.client.client_id.clone(),
+        client_name: authz.client.name.clone(),
+        redirect_uri: authz.reply.redirect_uri.clone(),
+        state: authz.reply.state.clone(),
+        form_post: authz.reply.mode == ResponseMode::FormPost,
+        scope: authz.scopes.join(" "),
+        nonce: authz.nonce.clone(),
+        code_challenge: authz.code_challenge.clone(),
+        login_hint: authz.login_hint.clone(),
+        ask_consent: authz.prompt.consent,
+        exp: 0,
+    }
+}
+
+fn reply_to_of(transaction: &LoginTransaction) -> ReplyTo {
+    ReplyTo {
+        redirect_uri: transaction.redirect_uri.clone(),
+        state: transaction.state.clone(),
+        mode: if transaction.form_post {
+            ResponseMode::FormPost
+        } else {
+            ResponseMode::Query
+        },
+    }
+}

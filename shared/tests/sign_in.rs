@@ -1,0 +1,378 @@
+//! Browser sign-in in-process (SPEC §12): the authorization endpoint, the login form, the
+//! session cookie and the consent step, then the code exchange at the token endpoint. The real
+//! browser and relying-party libraries test the same through the binaries (tests/e2e).
+
+mod support;
+
+use shared::authorize::pkce::challenge_of;
+use shared::endpoints::authorize::{AuthorizeService, LOGIN_PATH, SESSION_COOKIE};
+use shared::endpoints::token::TokenService;
+use shared::http::{ApiRequest, ApiResponse};
+use shared::keys::Alg;
+use shared::storage::memory::MemoryStore;
+use shared::storage::{Counted, GrantType};
+use support::*;
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+struct World {
+    authorize: AuthorizeService<MemoryStore, StaticKeys>,
+    token: TokenService<MemoryStore, StaticKeys>,
+    store: MemoryStore,
+}
+
+fn world() -> World {
+    let store = shared::testing::store(password_hash());
+    store.put_client(client(
+        "web",
+        &[GrantType::AuthorizationCode, GrantType::RefreshToken],
+    ));
+    let mut asks = client("asks", &[GrantType::AuthorizationCode]);
+    asks.consent = true;
+    asks.name = "Asks First".into();
+    store.put_client(asks);
+    World {
+        authorize: AuthorizeService::new(config(Alg::Es256, &[]), store.clone(), all_keys()),
+        token: TokenService::new(config(Alg::Es256, &[]), store.clone(), all_keys()),
+        store,
+    }
+}
+
+fn authorize_url(client_id: &str, extra: &str) -> ApiRequest {
+    let query = format!(
+        "response_type=code&client_id={client_id}&redirect_uri={}&scope=openid%20email&state=st%3D1&nonce=n1&code_challenge={}&code_challenge_method=S256{extra}",
+        form_urlencoded::byte_serialize(REDIRECT_URI.as_bytes()).collect::<String>(),
+        challenge_of(VERIFIER)
+    );
+    ApiRequest {
+        method: http::Method::GET,
+        path: "/oauth/v2/authorize".into(),
+        query: Some(query),
+        domain_name: Some("id.example.com".into()),
+        ..ApiRequest::default()
+    }
+}
+
+fn with_cookie(mut request: ApiRequest, cookie: Option<&str>) -> ApiRequest {
+    if let Some(cookie) = cookie {
+        request.headers.insert(
+            "cookie",
+            format!("other=1; {SESSION_COOKIE}={cookie}")
+                .parse()
+                .unwrap(),
+        );
+    }
+    request
+}
+
+/// The hidden value `name` of the page's form.
+fn hidden(page: &ApiResponse, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .body
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {}", page.body))
+        + marker.len();
+    let end = page.body[start..].find('"').unwrap() + start;
+    page.body[start..end].to_owned()
+}
+
+fn login_form(page: &ApiResponse, password: &str, site: &str) -> ApiRequest {
+    let body = format!(
+        "transaction={}&csrf_token={}&username={USERNAME}&password={}",
+        hidden(page, "transaction"),
+        hidden(page, "csrf_token"),
+        form_urlencoded::byte_serialize(password.as_bytes()).collect::<String>()
+    );
+    post(
+        LOGIN_PATH,
+        "application/x-www-form-urlencoded",
+        &body,
+        &[("sec-fetch-site", site)],
+    )
+}
+
+/// The query parameters of a 303's Location, which must go to the registered redirect URI.
+fn redirected(response: &ApiResponse) -> std::collections::HashMap<String, String> {
+    assert_eq!(response.status, 303, "{}", response.body);
+    let location = response.header_value("location").unwrap();
+    let query = location
+        .strip_prefix(&format!("{REDIRECT_URI}?"))
+        .unwrap_or_else(|| panic!("redirected elsewhere: {location}"));
+    form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn cookie_of(response: &ApiResponse) -> String {
+    let set = response
+        .header_value("set-cookie")
+        .expect("a session cookie");
+    let value = set.split(';').next().unwrap();
+    value
+        .strip_prefix(&format!("{SESSION_COOKIE}="))
+        .unwrap()
+        .to_owned()
+}
+
+impl World {
+    /// A full sign-in; returns the session cookie and the code.
+    async fn sign_in(&self, client_id: &str) -> (String, String) {
+        let page = self.authorize.handle(&authorize_url(client_id, "")).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let done = self
+            .authorize
+            .handle(&login_form(&page, PASSWORD, "same-origin"))
+            .await;
+        let cookie = cookie_of(&done);
+        let params = redirected(&done);
+        (cookie, params["code"].clone())
+    }
+
+    async fn exchange(&self, code: &str) -> ApiResponse {
+        let body = format!(
+            "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={VERIFIER}",
+            form_urlencoded::byte_serialize(REDIRECT_URI.as_bytes()).collect::<String>()
+        );
+        self.token
+            .handle(&form(
+                &body,
+                &[("authorization", &basic("web", CLIENT_SECRET))],
+            ))
+            .await
+    }
+}
+
+#[tokio::test]
+async fn a_user_signs_in_through_the_login_page_and_the_code_gets_tokens() {
+    let world = world();
+    let page = world
+        .authorize
+        .handle(&authorize_url("web", "&login_hint=alice"))
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(r#"autocomplete="current-password""#));
+    assert_eq!(page.header_value("x-frame-options"), Some("DENY"));
+    let done = world
+        .authorize
+        .handle(&login_form(&page, PASSWORD, "same-origin"))
+        .await;
+    let params = redirected(&done);
+    assert_eq!(params["state"], "st=1", "state echoed exactly");
+    assert_eq!(params["iss"], ISSUER, "RFC 9207");
+    let set_cookie = done.header_value("set-cookie").unwrap();
+    for attribute in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    assert!(set_cookie.starts_with("__Host-"));
+    let tokens = world.exchange(&params["code"]).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    let id_token = claims_of(json_of(&tokens)["id_token"].as_str().unwrap());
+    assert_eq!(id_token["nonce"], "n1");
+    assert_eq!(id_token["sub"], USER_ID);
+}
+
+#[tokio::test]
+async fn prompt_none_uses_the_session_or_answers_login_required() {
+    let world = world();
+    let without = world
+        .authorize
+        .handle(&authorize_url("web", "&prompt=none"))
+        .await;
+    assert_eq!(redirected(&without)["error"], "login_required");
+    let (cookie, _) = world.sign_in("web").await;
+    let silent = world
+        .authorize
+        .handle(&with_cookie(
+            authorize_url("web", "&prompt=none"),
+            Some(&cookie),
+        ))
+        .await;
+    let params = redirected(&silent);
+    assert!(params.contains_key("code"), "{params:?}");
+    assert_eq!(world.exchange(&params["code"]).await.status, 200);
+    // max_age=0 and prompt=login ask again; with prompt=none that is login_required.
+    for extra in ["&max_age=0", "&prompt=login"] {
+        let again = world
+            .authorize
+            .handle(&with_cookie(authorize_url("web", extra), Some(&cookie)))
+            .await;
+        assert_eq!(again.status, 200, "{extra}: the login page");
+    }
+    let stale = world
+        .authorize
+        .handle(&with_cookie(
+            authorize_url("web", "&prompt=none&max_age=0"),
+            Some(&cookie),
+        ))
+        .await;
+    assert_eq!(redirected(&stale)["error"], "login_required");
+}
+
+#[tokio::test]
+async fn a_failed_login_shows_the_form_again_and_counts_like_the_password_grant() {
+    let world = world();
+    let page = world.authorize.handle(&authorize_url("web", "")).await;
+    let failed = world
+        .authorize
+        .handle(&login_form(&page, "wrong", "same-origin"))
+        .await;
+    assert_eq!(failed.status, 200);
+    assert!(failed.body.contains("role=\"alert\""));
+    assert!(
+        !failed.body.contains("wrong"),
+        "the password is never echoed"
+    );
+    assert_eq!(world.store.failures_recorded(Counted::User(USERNAME)), 1);
+    // The same transaction still completes.
+    let done = world
+        .authorize
+        .handle(&login_form(&failed, PASSWORD, "same-origin"))
+        .await;
+    assert!(redirected(&done).contains_key("code"));
+    assert_eq!(world.store.failures_recorded(Counted::User(USERNAME)), 0);
+}
+
+#[tokio::test]
+async fn a_form_without_its_csrf_token_or_from_another_site_signs_nobody_in() {
+    let world = world();
+    let page = world.authorize.handle(&authorize_url("web", "")).await;
+    let cross_site = world
+        .authorize
+        .handle(&login_form(&page, PASSWORD, "cross-site"))
+        .await;
+    assert_eq!(cross_site.status, 400);
+    assert!(cross_site.header_value("set-cookie").is_none());
+    let mut forged = login_form(&page, PASSWORD, "same-origin");
+    let body = String::from_utf8(forged.body.clone()).unwrap();
+    forged.body = body
+        .replace(&hidden(&page, "csrf_token"), "forged")
+        .into_bytes();
+    let refused = world.authorize.handle(&forged).await;
+    assert_eq!(refused.status, 400);
+    assert!(refused.header_value("set-cookie").is_none());
+    // The real form still works once, and only once.
+    let done = world
+        .authorize
+        .handle(&login_form(&page, PASSWORD, "same-origin"))
+        .await;
+    assert_eq!(done.status, 303);
+    let replay = world
+        .authorize
+        .handle(&login_form(&page, PASSWORD, "same-origin"))
+        .await;
+    assert_eq!(replay.status, 400);
+}
+
+#[tokio::test]
+async fn two_tabs_sign_in_independently() {
+    let world = world();
+    let first = world.authorize.handle(&authorize_url("web", "")).await;
+    let second = world.authorize.handle(&authorize_url("web", "")).await;
+    assert_ne!(
+        hidden(&first, "transaction"),
+        hidden(&second, "transaction")
+    );
+    let done_second = world
+        .authorize
+        .handle(&login_form(&second, PASSWORD, "same-origin"))
+        .await;
+    let done_first = world
+        .authorize
+        .handle(&login_form(&first, PASSWORD, "same-origin"))
+        .await;
+    assert!(redirected(&done_second).contains_key("code"));
+    assert!(redirected(&done_first).contains_key("code"));
+}
+
+#[tokio::test]
+async fn consent_is_asked_once_and_remembered() {
+    let world = world();
+    let page = world.authorize.handle(&authorize_url("asks", "")).await;
+    let consent = world
+        .authorize
+        .handle(&login_form(&page, PASSWORD, "same-origin"))
+        .await;
+    assert_eq!(consent.status, 200);
+    assert!(consent.body.contains("Asks First"));
+    let cookie = cookie_of(&consent);
+    // prompt=none before consent was given: consent_required.
+    let silent = world
+        .authorize
+        .handle(&with_cookie(
+            authorize_url("asks", "&prompt=none"),
+            Some(&cookie),
+        ))
+        .await;
+    assert_eq!(redirected(&silent)["error"], "consent_required");
+    let decide = |decision: &str| {
+        let body = format!(
+            "transaction={}&csrf_token={}&decision={decision}",
+            hidden(&consent, "transaction"),
+            hidden(&consent, "csrf_token")
+        );
+        let mut request = post(
+            "/oauth/v2/authorize/consent",
+            "application/x-www-form-urlencoded",
+            &body,
+            &[("sec-fetch-site", "same-origin")],
+        );
+        request.headers.insert(
+            "cookie",
+            format!("{SESSION_COOKIE}={cookie}").parse().unwrap(),
+        );
+        request
+    };
+    let allowed = world.authorize.handle(&decide("allow")).await;
+    assert!(redirected(&allowed).contains_key("code"));
+    let silent = world
+        .authorize
+        .handle(&with_cookie(
+            authorize_url("asks", "&prompt=none"),
+            Some(&cookie),
+        ))
+        .await;
+    assert!(redirected(&silent).contains_key("code"), "remembered");
+}
+
+#[tokio::test]
+async fn the_user_may_deny() {
+    let world = world();
+    let page = world.authorize.handle(&authorize_url("asks", "")).await;
+    let consent = world
+        .authorize
+        .handle(&login_form(&page, PASSWORD, "same-origin"))
+        .await;
+    let cookie = cookie_of(&consent);
+    let body = format!(
+        "transaction={}&csrf_token={}&decision=deny",
+        hidden(&consent, "transaction"),
+        hidden(&consent, "csrf_token")
+    );
+    let mut request = post(
+        "/oauth/v2/authorize/consent",
+        "application/x-www-form-urlencoded",
+        &body,
+        &[("sec-fetch-site", "same-origin")],
+    );
+    request.headers.insert(
+        "cookie",
+        format!("{SESSION_COOKIE}={cookie}").parse().unwrap(),
+    );
+    let denied = world.authorize.handle(&request).await;
+    assert_eq!(redirected(&denied)["error"], "access_denied");
+}
+
+#[tokio::test]
+async fn an_unregistered_redirect_is_a_page_never_a_redirect() {
+    let world = world();
+    let mut request = authorize_url("web", "");
+    request.query = request
+        .query
+        .map(|q| q.replace("app.example.com", "evil.example"));
+    let page = world.authorize.handle(&request).await;
+    assert_eq!(page.status, 400);
+    assert!(page.header_value("location").is_none());
+    let unknown = authorize_url("nobody", "");
+    assert_eq!(world.authorize.handle(&unknown).await.status, 400);
+}
