@@ -1,0 +1,170 @@
+"""Browser sign-in through the real authorize and token binaries (issue #12, first slice):
+Authlib's OAuth2Session as the relying party, the hosted login form driven over HTTP.
+
+Python's cookie jar never sends `Secure` cookies to http://127.0.0.1, so the session cookie is
+carried by hand. A real browser (Chromium + Playwright) and openid-client follow with the
+template wiring.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import threading
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.common.security import generate_token
+
+from helpers import assert_error, assert_success, jwt_payload, make_client, make_user
+
+REDIRECT = "http://127.0.0.1:8765/callback"
+SESSION_COOKIE = "__Host-oauth-session"
+
+
+def _browser_client(stack, **extra):
+    return make_client(stack, grants=("authorization_code", "refresh_token"),
+                       scopes=("openid", "profile", "email"), redirect_uris=(REDIRECT,), **extra)
+
+
+def _hidden(page: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', page)
+    assert found, f"no {name} in the page:\n{page[:2000]}"
+    return html.unescape(found.group(1))
+
+
+def _login(stack, page: requests.Response, user, *, password=None, site="same-origin",
+           cookie=None) -> requests.Response:
+    headers = {"Sec-Fetch-Site": site}
+    if cookie:
+        headers["Cookie"] = f"{SESSION_COOKIE}={cookie}"
+    return requests.post(
+        stack.base_url + "/oauth/v2/authorize/login", timeout=60, allow_redirects=False,
+        headers=headers,
+        data={"transaction": _hidden(page.text, "transaction"),
+              "csrf_token": _hidden(page.text, "csrf_token"),
+              "username": user["username"], "password": password or user["password"]})
+
+
+def _session_cookie(resp: requests.Response) -> str:
+    set_cookie = resp.headers.get("Set-Cookie", "")
+    assert set_cookie.startswith(SESSION_COOKIE + "="), set_cookie
+    for attribute in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"):
+        assert attribute in set_cookie, set_cookie
+    return set_cookie.split(";", 1)[0].split("=", 1)[1]
+
+
+def _rp(stack, client):
+    return OAuth2Session(client["client_id"], client["client_secret"], redirect_uri=REDIRECT,
+                         scope="openid profile email", code_challenge_method="S256")
+
+
+def test_authlib_signs_a_user_in_through_the_login_page(stack):
+    client, user = _browser_client(stack), make_user(stack, claims={"email": "e@example.org"})
+    rp = _rp(stack, client)
+    verifier = generate_token(48)
+    nonce = generate_token(16)
+    url, state = rp.create_authorization_url(stack.base_url + "/oauth/v2/authorize",
+                                             code_verifier=verifier, nonce=nonce)
+    page = requests.get(url, timeout=60, allow_redirects=False)
+    assert page.status_code == 200, page.text
+    assert 'autocomplete="current-password"' in page.text
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert "form-action" not in page.headers["Content-Security-Policy"]
+    done = _login(stack, page, user)
+    assert done.status_code == 303, done.text
+    location = done.headers["Location"]
+    assert location.startswith(REDIRECT + "?")
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+    assert query["state"] == state and query["iss"] == stack.issuer
+    _session_cookie(done)
+    token = rp.fetch_token(stack.base_url + "/oauth/v2/token", authorization_response=location,
+                           code_verifier=verifier)
+    assert token["token_type"] == "Bearer" and token["refresh_token"]
+    claims = jwt_payload(token["id_token"])
+    assert claims["nonce"] == nonce and claims["sub"] == user["user_id"]
+    assert claims["email"] == "e@example.org"
+    # The code works once; its second use revokes what the first issued.
+    again = requests.post(stack.base_url + "/oauth/v2/token", timeout=60,
+                          auth=(client["client_id"], client["client_secret"]),
+                          data={"grant_type": "authorization_code", "code": query["code"],
+                                "redirect_uri": REDIRECT, "code_verifier": verifier})
+    assert_error(again, 400, "invalid_grant")
+    introspected = requests.post(stack.base_url + "/oauth/v2/tokeninfo", timeout=60,
+                                 auth=(client["client_id"], client["client_secret"]),
+                                 data={"token": token["access_token"]}).json()
+    assert introspected == {"active": False}
+
+
+def test_prompt_none_with_and_without_a_session(stack):
+    client, user = _browser_client(stack), make_user(stack)
+    rp = _rp(stack, client)
+    verifier = generate_token(48)
+    url, _ = rp.create_authorization_url(stack.base_url + "/oauth/v2/authorize",
+                                         code_verifier=verifier, prompt="none")
+    silent = requests.get(url, timeout=60, allow_redirects=False)
+    assert silent.status_code == 303
+    assert "error=login_required" in silent.headers["Location"]
+    login_url, _ = rp.create_authorization_url(stack.base_url + "/oauth/v2/authorize",
+                                               code_verifier=verifier)
+    cookie = _session_cookie(_login(stack, requests.get(login_url, timeout=60), user))
+    silent = requests.get(url, timeout=60, allow_redirects=False,
+                          headers={"Cookie": f"{SESSION_COOKIE}={cookie}"})
+    assert silent.status_code == 303
+    assert "code=" in silent.headers["Location"], silent.headers["Location"]
+
+
+def test_a_forged_or_cross_site_login_form_signs_nobody_in(stack):
+    client, user = _browser_client(stack), make_user(stack)
+    url, _ = _rp(stack, client).create_authorization_url(
+        stack.base_url + "/oauth/v2/authorize", code_verifier=generate_token(48))
+    page = requests.get(url, timeout=60)
+    cross = _login(stack, page, user, site="cross-site")
+    assert cross.status_code == 400 and "Set-Cookie" not in cross.headers
+    forged = requests.post(stack.base_url + "/oauth/v2/authorize/login", timeout=60,
+                           allow_redirects=False, headers={"Sec-Fetch-Site": "same-origin"},
+                           data={"transaction": _hidden(page.text, "transaction"),
+                                 "csrf_token": "forged", "username": user["username"],
+                                 "password": user["password"]})
+    assert forged.status_code == 400 and "Set-Cookie" not in forged.headers
+    wrong = _login(stack, page, user, password="not-it")
+    assert wrong.status_code == 200 and 'role="alert"' in wrong.text
+    assert "not-it" not in wrong.text
+
+
+def test_an_unregistered_redirect_gets_a_page_not_a_redirect(stack):
+    client = _browser_client(stack)
+    resp = requests.get(stack.base_url + "/oauth/v2/authorize", timeout=60, allow_redirects=False,
+                        params={"response_type": "code", "client_id": client["client_id"],
+                                "redirect_uri": "https://evil.example/cb", "state": "s"})
+    assert resp.status_code == 400 and "Location" not in resp.headers
+
+
+def test_of_fifty_concurrent_redemptions_of_one_code_exactly_one_succeeds(stack):
+    client, user = _browser_client(stack), make_user(stack)
+    rp = _rp(stack, client)
+    verifier = generate_token(48)
+    url, _ = rp.create_authorization_url(stack.base_url + "/oauth/v2/authorize",
+                                         code_verifier=verifier)
+    done = _login(stack, requests.get(url, timeout=60), user)
+    code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(done.headers["Location"]).query))["code"]
+    gate = threading.Barrier(50)
+
+    def redeem(_):
+        gate.wait(timeout=60)
+        return requests.post(stack.base_url + "/oauth/v2/token", timeout=60,
+                             auth=(client["client_id"], client["client_secret"]),
+                             data={"grant_type": "authorization_code", "code": code,
+                                   "redirect_uri": REDIRECT, "code_verifier": verifier})
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        results = list(pool.map(redeem, range(50)))
+    winners = [r for r in results if r.status_code == 200]
+    assert len(winners) == 1, [r.status_code for r in results]
+    for r in results:
+        if r.status_code != 200:
+            assert_error(r, 400, "invalid_grant")
+    assert_success(winners[0], refresh=True, id_token=True)
