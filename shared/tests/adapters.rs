@@ -640,3 +640,46 @@ async fn sign_in_records_are_read_in_one_batch_and_transactions_end_once() {
     );
     assert!(found.transaction.is_none());
 }
+
+#[tokio::test]
+#[ignore = "needs moto: run through make test"]
+async fn burying_a_family_revokes_it_whether_or_not_it_exists_yet() {
+    let store = fresh_store().await;
+    store
+        .bury_family(&family("early", "h", 10_000), 10_000)
+        .await
+        .unwrap();
+    let early = store
+        .read(family_only("early"))
+        .await
+        .unwrap()
+        .family
+        .unwrap();
+    assert!(
+        early.revoked,
+        "written revoked before its creator got there"
+    );
+    assert!(
+        store
+            .create_family(&family("early", "h", 10_000), 10_000)
+            .await
+            .is_err()
+    );
+    store
+        .create_family(&family("late", "h", 10_000), 10_000)
+        .await
+        .unwrap();
+    store
+        .bury_family(&family("late", "h", 10_000), 10_000)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .read(family_only("late"))
+            .await
+            .unwrap()
+            .family
+            .unwrap()
+            .revoked
+    );
+}

@@ -302,3 +302,33 @@ async fn a_public_client_presents_only_its_id_and_only_for_its_grants() {
         .await;
     assert_eq!(error_of(&response), (401, "invalid_client".to_owned()));
 }
+
+#[tokio::test]
+async fn a_reuse_seen_before_the_first_exchange_finished_still_revokes_its_family() {
+    use shared::storage::RefreshFamilies;
+
+    let world = world();
+    let (code, record) = world
+        .mint(granted("web", Some(challenge_of(VERIFIER))))
+        .await;
+    // The first exchange has consumed the code but not yet created its family...
+    world
+        .store
+        .redeem_code(
+            &shared::authorize::code::code_hash(&code),
+            shared::now_epoch(),
+        )
+        .await
+        .unwrap();
+    // ...when the second use arrives: refused, and the family is written revoked.
+    let second = world
+        .exchange("web", &exchange_body(&code, Some(VERIFIER)))
+        .await;
+    assert_eq!(error_of(&second), (400, "invalid_grant".to_owned()));
+    let buried = world.store.family_snapshot(&record.family_id).unwrap();
+    assert!(buried.revoked);
+    // The first exchange's create then finds it taken, and what it issues is dead.
+    let mut family = buried.clone();
+    family.revoked = false;
+    assert!(world.store.create_family(&family, 0).await.is_err());
+}

@@ -14,15 +14,35 @@ use crate::authorize::code::code_hash;
 use crate::authorize::pkce;
 use crate::error::OAuthError;
 use crate::storage::{
-    AuthorizationCodes, ClientDirectory, GrantType, Redemption, RefreshFamilies, RefreshFamily,
-    presented_client,
+    AuthorizationCode, AuthorizationCodes, Client, ClientDirectory, GrantType, Redemption,
+    RefreshFamilies, RefreshFamily, TokenRecords, Wanted, presented_client,
 };
 use crate::tokens::refresh::RefreshToken;
 
 const INVALID: OAuthError =
     OAuthError::InvalidGrant("the authorization code is invalid, expired or already used");
 
-pub async fn grant<S: ClientDirectory + AuthorizationCodes + RefreshFamilies>(
+/// The session family a code's exchange creates (and its reuse revokes).
+fn family_of<S>(
+    ctx: &GrantContext<'_, S>,
+    client: &Client,
+    granted: &AuthorizationCode,
+    current_hash: String,
+) -> RefreshFamily {
+    RefreshFamily {
+        family_id: granted.family_id.clone(),
+        client_id: client.client_id.clone(),
+        user_id: granted.user_id.clone(),
+        scope: granted.scope.clone(),
+        auth_time: granted.auth_time,
+        issued_at: ctx.now,
+        current_hash,
+        revoked: false,
+        exp: ctx.now + refresh_ttl(ctx, client),
+    }
+}
+
+pub async fn grant<S: ClientDirectory + AuthorizationCodes + RefreshFamilies + TokenRecords>(
     ctx: &GrantContext<'_, S>,
 ) -> Result<TokenResponse, OAuthError> {
     let code = ctx
@@ -46,7 +66,10 @@ pub async fn grant<S: ClientDirectory + AuthorizationCodes + RefreshFamilies>(
         Redemption::Reused(granted) => {
             if granted.client_id == client.client_id {
                 tracing::warn!(family = %granted.family_id, "authorization code reuse: its tokens revoked");
-                ctx.store.revoke_family(&granted.family_id).await?;
+                let family = family_of(ctx, client, &granted, String::new());
+                ctx.store
+                    .bury_family(&family, family.exp + ctx.config.max_token_ttl)
+                    .await?;
             }
             return Err(INVALID);
         }
@@ -73,20 +96,28 @@ pub async fn grant<S: ClientDirectory + AuthorizationCodes + RefreshFamilies>(
     // The family is the session's record even without a refresh token: revoking it (code
     // reuse, logout) ends the access tokens that carry it as `sid`.
     let token = RefreshToken::next_in(&granted.family_id);
-    let family = RefreshFamily {
-        family_id: granted.family_id.clone(),
-        client_id: client.client_id.clone(),
-        user_id: granted.user_id.clone(),
-        scope: granted.scope.clone(),
-        auth_time: granted.auth_time,
-        issued_at: ctx.now,
-        current_hash: token.hash(),
-        revoked: false,
-        exp: ctx.now + refresh_ttl(ctx, client),
-    };
-    ctx.store
+    let family = family_of(ctx, client, &granted, token.hash());
+    if let Err(error) = ctx
+        .store
         .create_family(&family, family.exp + ctx.config.max_token_ttl)
-        .await?;
+        .await
+    {
+        // A concurrent second use of the code got here first and buried the family: the
+        // tokens below are issued revoked, as RFC 6749 §4.1.2 wants them.
+        let wanted = Wanted {
+            family: Some(&family.family_id),
+            ..Wanted::default()
+        };
+        if !ctx
+            .store
+            .read(wanted)
+            .await?
+            .family
+            .is_some_and(|f| f.revoked)
+        {
+            return Err(error.into());
+        }
+    }
     let refresh = client
         .allows_grant(GrantType::RefreshToken)
         .then(|| token.expose());

@@ -632,6 +632,25 @@ impl RefreshFamilies for DynamoStore {
         }
     }
 
+    async fn bury_family(
+        &self,
+        family: &RefreshFamily,
+        retain_until: i64,
+    ) -> Result<(), StoreError> {
+        let buried = RefreshFamily {
+            revoked: true,
+            ..family.clone()
+        };
+        let pk = keys::family(&family.family_id);
+        if !self
+            .put(pk, &buried, Some(retain_until.max(family.exp)), true)
+            .await?
+        {
+            self.revoke_family(&family.family_id).await?;
+        }
+        Ok(())
+    }
+
     async fn revoke_family(&self, family_id: &str) -> Result<(), StoreError> {
         let result = self
             .client

@@ -210,6 +210,18 @@ impl RefreshFamilies for MemoryStore {
         }
     }
 
+    async fn bury_family(
+        &self,
+        family: &RefreshFamily,
+        _retain_until: i64,
+    ) -> Result<(), StoreError> {
+        lock(&self.records.families)?
+            .entry(family.family_id.clone())
+            .or_insert_with(|| family.clone())
+            .revoked = true;
+        Ok(())
+    }
+
     async fn revoke_family(&self, family_id: &str) -> Result<(), StoreError> {
         if let Some(f) = lock(&self.records.families)?.get_mut(family_id) {
             f.revoked = true;

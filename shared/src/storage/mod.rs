@@ -492,6 +492,16 @@ pub trait RefreshFamilies: Send + Sync {
 
     fn revoke_family(&self, family_id: &str)
     -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Revokes `family`, writing it (revoked) when it does not exist yet: a reused
+    /// authorization code may be seen before the winning redemption has created its family,
+    /// which then finds it revoked (SPEC §12: reuse revokes what the code issued, whatever
+    /// the interleaving).
+    fn bury_family(
+        &self,
+        family: &RefreshFamily,
+        retain_until: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// A revoked access token's marker, kept until the token's own `exp`.
