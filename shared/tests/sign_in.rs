@@ -92,6 +92,26 @@ fn login_form(page: &ApiResponse, password: &str, site: &str) -> ApiRequest {
     )
 }
 
+/// The consent page's form, answered `decision`, from the browser holding `cookie`.
+fn decision(consent: &ApiResponse, cookie: &str, decision: &str) -> ApiRequest {
+    let body = format!(
+        "transaction={}&csrf_token={}&decision={decision}",
+        hidden(consent, "transaction"),
+        hidden(consent, "csrf_token")
+    );
+    let mut request = post(
+        "/oauth/v2/authorize/consent",
+        "application/x-www-form-urlencoded",
+        &body,
+        &[("sec-fetch-site", "same-origin")],
+    );
+    request.headers.insert(
+        "cookie",
+        format!("{SESSION_COOKIE}={cookie}").parse().unwrap(),
+    );
+    request
+}
+
 /// The query parameters of a 303's Location, which must go to the registered redirect URI.
 fn redirected(response: &ApiResponse) -> std::collections::HashMap<String, String> {
     assert_eq!(response.status, 303, "{}", response.body);
@@ -305,25 +325,10 @@ async fn consent_is_asked_once_and_remembered() {
         ))
         .await;
     assert_eq!(redirected(&silent)["error"], "consent_required");
-    let decide = |decision: &str| {
-        let body = format!(
-            "transaction={}&csrf_token={}&decision={decision}",
-            hidden(&consent, "transaction"),
-            hidden(&consent, "csrf_token")
-        );
-        let mut request = post(
-            "/oauth/v2/authorize/consent",
-            "application/x-www-form-urlencoded",
-            &body,
-            &[("sec-fetch-site", "same-origin")],
-        );
-        request.headers.insert(
-            "cookie",
-            format!("{SESSION_COOKIE}={cookie}").parse().unwrap(),
-        );
-        request
-    };
-    let allowed = world.authorize.handle(&decide("allow")).await;
+    let allowed = world
+        .authorize
+        .handle(&decision(&consent, &cookie, "allow"))
+        .await;
     assert!(redirected(&allowed).contains_key("code"));
     let silent = world
         .authorize
@@ -344,22 +349,10 @@ async fn the_user_may_deny() {
         .handle(&login_form(&page, PASSWORD, "same-origin"))
         .await;
     let cookie = cookie_of(&consent);
-    let body = format!(
-        "transaction={}&csrf_token={}&decision=deny",
-        hidden(&consent, "transaction"),
-        hidden(&consent, "csrf_token")
-    );
-    let mut request = post(
-        "/oauth/v2/authorize/consent",
-        "application/x-www-form-urlencoded",
-        &body,
-        &[("sec-fetch-site", "same-origin")],
-    );
-    request.headers.insert(
-        "cookie",
-        format!("{SESSION_COOKIE}={cookie}").parse().unwrap(),
-    );
-    let denied = world.authorize.handle(&request).await;
+    let denied = world
+        .authorize
+        .handle(&decision(&consent, &cookie, "deny"))
+        .await;
     assert_eq!(redirected(&denied)["error"], "access_denied");
 }
 

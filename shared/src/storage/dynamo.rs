@@ -185,6 +185,22 @@ impl DynamoStore {
         }
     }
 
+    /// A new record under a random key, kept until `ttl`: an existing one is a collision of
+    /// 128+ random bits, never overwritten.
+    async fn put_new<T: Serialize>(
+        &self,
+        pk: String,
+        record: &T,
+        ttl: i64,
+        what: &str,
+    ) -> Result<(), StoreError> {
+        if self.put(pk, record, Some(ttl), true).await? {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(format!("{what} id collision")))
+        }
+    }
+
     /// One conditional write on a failure counter. `live`: add one to a counter whose window is
     /// still open; otherwise start one at one where there is none or its window has ended.
     /// `None` when the condition did not hold (the other write applies).
@@ -580,19 +596,9 @@ impl RefreshFamilies for DynamoStore {
         family: &RefreshFamily,
         retain_until: i64,
     ) -> Result<(), StoreError> {
-        let created = self
-            .put(
-                keys::family(&family.family_id),
-                family,
-                Some(retain_until.max(family.exp)),
-                true,
-            )
-            .await?;
-        if created {
-            Ok(())
-        } else {
-            Err(StoreError::Corrupt("refresh family id collision".into()))
-        }
+        let pk = keys::family(&family.family_id);
+        self.put_new(pk, family, retain_until.max(family.exp), "refresh family")
+            .await
     }
 
     async fn rotate(
@@ -689,14 +695,8 @@ const CODE_RETENTION_SECONDS: i64 = 3600;
 impl AuthorizationCodes for DynamoStore {
     async fn store_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
         let ttl = code.exp + CODE_RETENTION_SECONDS;
-        if self
-            .put(keys::code(&code.code_hash), code, Some(ttl), true)
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(StoreError::Corrupt("authorization code collision".into()))
-        }
+        self.put_new(keys::code(&code.code_hash), code, ttl, "authorization code")
+            .await
     }
 
     async fn redeem_code(&self, code_hash: &str, now: i64) -> Result<Redemption, StoreError> {
@@ -746,14 +746,8 @@ impl AuthorizationCodes for DynamoStore {
 impl SignInRecords for DynamoStore {
     async fn put_transaction(&self, transaction: &LoginTransaction) -> Result<(), StoreError> {
         let pk = keys::transaction(&transaction.id);
-        if self
-            .put(pk, transaction, Some(transaction.exp), true)
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(StoreError::Corrupt("login transaction id collision".into()))
-        }
+        self.put_new(pk, transaction, transaction.exp, "login transaction")
+            .await
     }
 
     async fn finish_transaction(&self, id: &str) -> Result<bool, StoreError> {
@@ -774,14 +768,8 @@ impl SignInRecords for DynamoStore {
 
     async fn put_session(&self, session: &BrowserSession) -> Result<(), StoreError> {
         let pk = keys::session(&session.id_hash);
-        if self
-            .put(pk, session, Some(session.absolute_exp), true)
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(StoreError::Corrupt("session id collision".into()))
-        }
+        self.put_new(pk, session, session.absolute_exp, "session")
+            .await
     }
 
     async fn touch_session(&self, id_hash: &str, idle_exp: i64) -> Result<(), StoreError> {
