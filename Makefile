@@ -3,15 +3,18 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: help dev test lint build bench fuzz deploy clean
+.PHONY: help dev sam-local test lint build bench fuzz deploy clean
 
 help: ## List the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 dev: ## Local stack: moto + the three functions on 127.0.0.1:9000; prints curl examples
 	infra/scripts/dev.sh
 
-test: ## Unit, adapter (moto), end-to-end (real binaries over HTTP) and template tests
+sam-local: ## The template under sam local start-api (Docker, x86_64) on 127.0.0.1:3000; prints curl examples
+	infra/scripts/sam-local.sh
+
+test: ## Unit, adapter (moto), end-to-end (real binaries over HTTP), template tests, sam local e2e subset
 	infra/scripts/test.sh
 
 lint: ## rustfmt and clippy, warnings are errors

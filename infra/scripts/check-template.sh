@@ -4,12 +4,15 @@
 #   1. sam validate --lint                      (cfn-lint on the SAM source)
 #   2. aws-sam-translator -> cfn-lint           (the transformed CloudFormation:
 #                                                finds cycles and IAM errors
-#                                                that step 1 misses)
+#                                                that step 1 misses), once per
+#                                                Architecture value and once with
+#                                                the parameters sam-local.sh uses
 #   3. pytest tests/template                    (exact IAM, routes, properties)
 #
 # Installs its tools into .venv-sam at the repo root on first use (aws-sam-cli
 # pins boto3 exactly, which conflicts with moto's, so it gets its own venv).
 # Exits non-zero on any failure, warnings included.
+# --venv-only: just make sure .venv-sam exists with the pins below (sam-local.sh uses it).
 set -euo pipefail
 
 # TEMPLATE=path checks another template (e.g. a mutated copy); relative to the caller's cwd.
@@ -47,6 +50,7 @@ ensure_venv() {
 }
 
 ensure_venv
+[[ "${1:-}" != --venv-only ]] || exit 0
 [[ -f "$TEMPLATE" ]] || { echo "check-template: $TEMPLATE not found" >&2; exit 1; }
 
 # Every step runs, so one run shows every problem; any failure fails the script.
@@ -59,11 +63,17 @@ step "aws-sam-translator -> cfn-lint"
 TRANSLATED="$VENV/translated.json"
 rm -f "$TRANSLATED"
 if "$VENV/bin/python" infra/scripts/sam_translate.py "$TEMPLATE" "$TRANSLATED"; then
-    if "$VENV/bin/cfn-lint" --format parseable -- "$TRANSLATED"; then
-        echo "cfn-lint: translated template ($TRANSLATED) is clean"
-    else
-        failed+=("cfn-lint on the translated template")
-    fi
+    # cfn-lint resolves the parameters it is given (AllowedValues, and every property a
+    # Ref to them reaches): the defaults, each Architecture, and what sam-local.sh passes.
+    for params in "" "Architecture=arm64" "Architecture=x86_64" \
+                  "Architecture=x86_64 AwsEndpointUrl=http://172.30.253.1:4566"; do
+        # shellcheck disable=SC2086
+        if "$VENV/bin/cfn-lint" --format parseable ${params:+--parameters $params} -- "$TRANSLATED"; then
+            echo "cfn-lint: translated template is clean (parameters: ${params:-defaults})"
+        else
+            failed+=("cfn-lint on the translated template (${params:-defaults})")
+        fi
+    done
 else
     failed+=("sam translation")
 fi

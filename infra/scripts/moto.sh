@@ -5,6 +5,9 @@
 #        infra/scripts/moto.sh wait  [PORT]   wait until it answers (MOTO_WAIT_SECONDS, default 30)
 #        infra/scripts/moto.sh status [PORT]
 # PORT defaults to 4566. Pid file and log: <repo>/.local/moto-PORT.{pid,log}.
+# MOTO_HOST (default 127.0.0.1): the address to bind and probe; another address than the
+# default names the files moto-HOST-PORT.* (sam-local.sh binds its Docker bridge's address,
+# so the Lambda containers reach moto without leaving the bridge).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -12,9 +15,12 @@ VENV="$ROOT/.venv"
 LOCAL="$ROOT/.local"
 cmd="${1:-}"
 PORT="${2:-4566}"
-PIDFILE="$LOCAL/moto-$PORT.pid"
-LOG="$LOCAL/moto-$PORT.log"
-URL="http://127.0.0.1:$PORT"
+HOST="${MOTO_HOST:-127.0.0.1}"
+TAG="$PORT"
+[[ "$HOST" == 127.0.0.1 ]] || TAG="$HOST-$PORT"
+PIDFILE="$LOCAL/moto-$TAG.pid"
+LOG="$LOCAL/moto-$TAG.log"
+URL="http://$HOST:$PORT"
 
 ready() {
     # /moto-api/data.json is served by moto_server itself; any 200 means it's up.
@@ -59,7 +65,7 @@ start)
         "$ROOT/infra/scripts/venv.sh"
     fi
     # setsid: own process group, so stop can take down the server and its children.
-    setsid "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$LOG" 2>&1 </dev/null &
+    setsid "$VENV/bin/moto_server" -H "$HOST" -p "$PORT" >"$LOG" 2>&1 </dev/null &
     echo $! >"$PIDFILE"
     wait_ready
     echo "moto.sh: moto_server ready on $URL (pid $(cat "$PIDFILE"), log ${LOG#"$ROOT"/})" >&2

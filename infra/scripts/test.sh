@@ -4,6 +4,10 @@
 #   2. adapter tests of DynamoDB / Secrets Manager against moto
 #   3. end-to-end tests over HTTP through the real function binaries (cargo lambda watch)
 #   4. template checks (sam validate --lint, cfn-lint on the translated template, IAM/route tests)
+#   5. the template under `sam local start-api` (Docker: the functions in Lambda containers)
+#      and the e2e subset marked `sam_local` against it (infra/scripts/sam-local.sh --run;
+#      needs root: it installs Docker from apt and runs a private dockerd).
+#      OAUTH_SKIP_SAM_LOCAL=1 skips this step (and says so).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -31,5 +35,14 @@ say "end-to-end tests (real binaries over HTTP)"
 
 say "template checks"
 infra/scripts/check-template.sh
+
+if [[ "${OAUTH_SKIP_SAM_LOCAL:-}" == 1 ]]; then
+    say "sam local e2e subset SKIPPED (OAUTH_SKIP_SAM_LOCAL=1)"
+else
+    say "sam local: the template's functions in Lambda containers, e2e subset against them"
+    sam_start=$SECONDS
+    infra/scripts/sam-local.sh --run .venv/bin/python -m pytest tests/e2e -q -p no:cacheprovider
+    say "sam local step took $((SECONDS - sam_start)) s"
+fi
 
 say "all tests passed"

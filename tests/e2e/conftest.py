@@ -17,6 +17,8 @@ OAUTH_E2E_CONCURRENCY=N    instances per function (default 4) so concurrent requ
 OAUTH_E2E_START_TIMEOUT=S  seconds to wait for the functions to answer (default 300).
 OAUTH_E2E_RUST_LOG=...     RUST_LOG for the functions (default "info").
 CARGO_TARGET_DIR           honoured when locating target/debug/oauthctl.
+OAUTH_E2E_TARGET=sam-local the functions under `sam local start-api` instead (set by
+                           infra/scripts/sam-local.sh --run; see "sam-local mode" at the end).
 Logs (moto, cargo lambda watch + function output) go to .local/e2e/*.log.
 """
 
@@ -493,3 +495,121 @@ def stack(aws_backend: AwsBackend) -> Iterator[Stack]:
     finally:
         if watch is not None:
             watch.stop()
+
+
+# --------------------------------------------------------------------------- sam-local mode
+# OAUTH_E2E_TARGET=sam-local: the functions are the template's, run by `sam local start-api`
+# in Lambda containers, which infra/scripts/sam-local.sh --run started (with moto on its
+# Docker bridge, `oauthctl init` done) and describes in OAUTH_E2E_BASE_URL, OAUTH_E2E_ISSUER,
+# OAUTH_E2E_AWS_ENDPOINT, OAUTH_E2E_TABLE_NAME, OAUTH_E2E_SECRET_ID, OAUTH_E2E_OAUTHCTL and
+# OAUTH_E2E_SAM_LOG. Only tests marked `sam_local` run; nothing is built or started here.
+# No fault proxy (`fault_proxy` skips) and no second function configuration
+# (`stack.functions_with` skips). Unset (the default), nothing below changes the harness.
+E2E_TARGET = os.environ.get("OAUTH_E2E_TARGET", "")
+if E2E_TARGET not in ("", "sam-local"):
+    raise pytest.UsageError(f"OAUTH_E2E_TARGET={E2E_TARGET!r}: only 'sam-local' (or unset)")
+SAM_LOCAL = E2E_TARGET == "sam-local"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "sam_local: also run against `sam local start-api` (OAUTH_E2E_TARGET=sam-local, "
+        "which infra/scripts/sam-local.sh --run sets; make test)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if not SAM_LOCAL:
+        return
+    keep = [i for i in items if i.get_closest_marker("sam_local")]
+    dropped = [i for i in items if not i.get_closest_marker("sam_local")]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = keep
+
+
+def _sam_local_env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise pytest.UsageError(
+            f"OAUTH_E2E_TARGET=sam-local needs {name}: run through infra/scripts/sam-local.sh --run"
+        )
+    return value
+
+
+@dataclass
+class SamLocalBackend(AwsBackend):
+    """moto as sam-local.sh started it, reached directly (there is no fault proxy)."""
+
+    endpoint: str = ""
+
+    @property
+    def moto_url(self) -> str:
+        return self.endpoint
+
+    @property
+    def proxy_url(self) -> str:
+        return self.endpoint
+
+
+class SamLocalFunctions:
+    """Stands where LambdaWatch does: the functions behind `sam local start-api`."""
+
+    def __init__(self, base_url: str, function_env: dict[str, str], log_path: Path):
+        self._base_url = base_url
+        self.function_env = dict(function_env)
+        self.log_path = log_path
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    def crashes(self) -> list[str]:
+        return []
+
+    def instances(self, function: str) -> int:
+        pytest.skip("sam-local mode: no view of the function processes")
+
+    def stop(self) -> None:
+        pass
+
+
+@dataclass
+class SamLocalStack(Stack):
+    def functions_with(self, **_):  # type: ignore[override]
+        pytest.skip("sam-local mode: another function configuration needs another sam local")
+
+
+if SAM_LOCAL:
+
+    @pytest.fixture(scope="session")
+    def aws_backend() -> Iterator[AwsBackend]:  # noqa: F811 (replaces the moto + proxy one)
+        yield SamLocalBackend(moto_port=0, proxy=None, moto=None,  # type: ignore[arg-type]
+                              endpoint=_sam_local_env("OAUTH_E2E_AWS_ENDPOINT"))
+
+    @pytest.fixture
+    def fault_proxy() -> Iterator[FaultProxy]:  # noqa: F811
+        pytest.skip("sam-local mode: no fault proxy between the functions and moto")
+        yield  # pragma: no cover
+
+    @pytest.fixture(scope="session")
+    def stack(aws_backend: AwsBackend) -> Iterator[Stack]:  # noqa: F811
+        base_url = _sam_local_env("OAUTH_E2E_BASE_URL").rstrip("/")
+        common = {"TABLE_NAME": _sam_local_env("OAUTH_E2E_TABLE_NAME"),
+                  "SIGNING_KEYS_SECRET_ID": _sam_local_env("OAUTH_E2E_SECRET_ID"),
+                  "AWS_REGION": REGION, **DUMMY_CREDS, "AWS_EC2_METADATA_DISABLED": "true"}
+        ctl_env = {**common, "AWS_ENDPOINT_URL": aws_backend.moto_url}
+        # What sam-local.sh put in the --env-vars file (the functions' view).
+        function_env = {**common, "AWS_ENDPOINT_URL": aws_backend.moto_url,
+                        "ISSUER": _sam_local_env("OAUTH_E2E_ISSUER")}
+        oauthctl_bin = Path(_sam_local_env("OAUTH_E2E_OAUTHCTL"))
+        functions = SamLocalFunctions(base_url, function_env,
+                                      Path(os.environ.get("OAUTH_E2E_SAM_LOG", "")))
+        try:
+            requests.get(base_url + "/oauth/v2/jwks", timeout=30).raise_for_status()
+        except requests.RequestException as e:
+            pytest.fail(f"sam local not answering on {base_url}: {e}; log {functions.log_path}:\n"
+                        f"{_tail(functions.log_path)}", pytrace=False)
+        yield SamLocalStack(aws_backend, functions, ctl_env, function_env,  # type: ignore[arg-type]
+                            oauthctl_bin)

@@ -63,6 +63,7 @@ def assert_public_cacheable(resp: requests.Response) -> None:
 
 
 # ============================================================ metadata documents
+@pytest.mark.sam_local
 def test_both_metadata_documents_are_identical_and_complete(stack):
     # WHEN both well-known documents are fetched
     oidc = get_metadata(stack, OIDC_PATH).json()
@@ -92,6 +93,7 @@ def test_both_metadata_documents_are_identical_and_complete(stack):
     assert "authorization_endpoint" not in oidc
 
 
+@pytest.mark.sam_local
 @pytest.mark.parametrize("path", [*METADATA_PATHS, JWKS_PATH])
 def test_discovery_and_jwks_are_public_and_cacheable(stack, path):
     resp = stack.http("GET", path)
@@ -99,6 +101,7 @@ def test_discovery_and_jwks_are_public_and_cacheable(stack, path):
     assert_public_cacheable(resp)
 
 
+@pytest.mark.sam_local
 def test_rfc8414_location_is_derived_from_the_issuer(stack):
     # RFC 8414 §3: well-known suffix inserted between host and the issuer's path component;
     # OIDC Discovery §4: issuer + /.well-known/openid-configuration.
@@ -110,6 +113,7 @@ def test_rfc8414_location_is_derived_from_the_issuer(stack):
     assert a.json()["issuer"] == b.json()["issuer"] == stack.issuer
 
 
+@pytest.mark.sam_local
 def test_every_endpoint_in_the_metadata_answers(stack):
     # GIVEN the discovery document
     meta = get_metadata(stack, OIDC_PATH).json()
@@ -156,6 +160,7 @@ def _check_public_jwk(jwk: dict) -> None:
         assert isinstance(key, ed25519.Ed25519PublicKey), jwk
 
 
+@pytest.mark.sam_local
 def test_jwks_publishes_every_key_public_half_only(stack):
     # GIVEN the key set as oauthctl sees it (init: active + next per alg)
     listed = stack.oauthctl("key", "list")["keys"]
@@ -176,6 +181,7 @@ def test_jwks_publishes_every_key_public_half_only(stack):
     assert set(resp.json()) == {"keys"}
 
 
+@pytest.mark.sam_local
 def test_default_access_tokens_are_rs256_and_verify(stack):
     client = make_client(stack)
     token = assert_success(cc_token(stack, client))["access_token"]
@@ -250,6 +256,7 @@ def relying_party_verify(issuer: str, token: str, *, audience: str) -> dict:
     )
 
 
+@pytest.mark.sam_local
 def test_relying_party_verifies_through_discovery_and_jwks_only(stack):
     # GIVEN a client with its own audience and a token for it
     audience = "https://api.example.test/orders"
@@ -269,6 +276,7 @@ def test_relying_party_verifies_through_discovery_and_jwks_only(stack):
         relying_party_verify(stack.issuer, f"{head}.{payload}.{flipped}", audience=audience)
 
 
+@pytest.mark.sam_local
 def test_user_token_verifies_through_discovery_and_jwks(stack):
     client = make_client(stack, grants=("password",), scopes=OIDC_SCOPES)
     user = make_user(stack)

@@ -130,6 +130,7 @@ def user_session(stack, scope="openid profile email read", claims=None):
 
 
 # ============================================================ introspection: active tokens
+@pytest.mark.sam_local
 @pytest.mark.parametrize("how", ["basic", "post"])
 def test_introspect_client_credentials_token(stack, how):
     # GIVEN a client_credentials access token
@@ -149,6 +150,7 @@ def test_introspect_client_credentials_token(stack, how):
     assert info["iss"] == stack.issuer
 
 
+@pytest.mark.sam_local
 def test_introspect_user_token_has_username_and_user_id(stack):
     client, user, body = user_session(stack)
     claims = verify_access_token(stack, body["access_token"])
@@ -175,6 +177,7 @@ def test_introspect_ignores_audience_and_hint(stack):
     assert introspection(introspect(stack, other, token))["active"] is True
 
 
+@pytest.mark.sam_local
 def test_introspect_refresh_token_for_its_client_only(stack):
     client, user, body = user_session(stack, scope="openid read")
     rt = body["refresh_token"]
@@ -380,6 +383,7 @@ def test_client_auth_failures_are_counted_at_token_revocation_and_introspection(
     assert introspection(introspect(stack, client, token))["active"] is True
 
 
+@pytest.mark.sam_local
 def test_introspection_without_client_auth_is_401(stack):
     client = make_client(stack)
     token = assert_success(cc_token(stack, client))["access_token"]
@@ -443,6 +447,7 @@ def test_introspection_without_token_is_invalid_request(stack, form):
 
 
 # ============================================================ GET tokeninfo
+@pytest.mark.sam_local
 def test_get_tokeninfo_matches_introspection(stack):
     client, user, body = user_session(stack, scope="openid email read")
     at = body["access_token"]
@@ -467,6 +472,7 @@ def test_get_tokeninfo_invalid_token_is_200_inactive(stack, bad):
     assert_inactive(tokeninfo_get(stack, bearer=bad))
 
 
+@pytest.mark.sam_local
 def test_get_tokeninfo_without_token_is_invalid_request(stack):
     assert_error(tokeninfo_get(stack), 400, "invalid_request")
     resp = stack.http("GET", TOKENINFO, headers={"Authorization": basic("a", "b")})
@@ -474,6 +480,7 @@ def test_get_tokeninfo_without_token_is_invalid_request(stack):
 
 
 # ============================================================ revocation
+@pytest.mark.sam_local
 def test_revoking_a_refresh_token_revokes_its_family(stack):
     # GIVEN a session refreshed once (two access tokens with the family's sid)
     client, user, body = user_session(stack, scope="openid read")
@@ -499,6 +506,7 @@ def test_revoking_a_refresh_token_revokes_its_family(stack):
     assert_success(refresh(stack, client, other["refresh_token"]), refresh=True, id_token=True)
 
 
+@pytest.mark.sam_local
 def test_revoking_an_access_token_revokes_only_it(stack):
     # GIVEN two tokens of one client and a user session
     client = make_client(stack, grants=("client_credentials", *USER_GRANTS), scopes=OIDC_SCOPES)
@@ -566,6 +574,7 @@ def test_revocation_requires_client_auth_and_a_token(stack):
 
 
 # ============================================================ userinfo
+@pytest.mark.sam_local
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_userinfo_releases_claims_by_scope(stack, method):
     # GIVEN a user with email and name, and a token with openid profile email
@@ -601,6 +610,7 @@ def test_userinfo_claims_follow_the_granted_scopes(stack):
     assert userinfo(stack, body["access_token"]).json() == {"sub": user["user_id"]}
 
 
+@pytest.mark.sam_local
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_userinfo_without_or_with_invalid_token_is_401(stack, method):
     # no credentials at all: a challenge without an error code (RFC 6750 §3.1)

@@ -276,11 +276,124 @@ def test_function_properties(tpl, name):
     assert props["CodeUri"] == "."
     assert props["Handler"] == "bootstrap"
     assert props["Runtime"] == "provided.al2023"
-    assert props["Architectures"] == ["arm64"]
+    assert props["Architectures"] == [{"Ref": "Architecture"}]
     assert tpl["Resources"][name]["Metadata"] == {
         "BuildMethod": "rust-cargolambda",
         "BuildProperties": {"Binary": FUNCTIONS[name]},
     }
+
+
+def test_architecture_parameter(tpl):
+    """arm64 unless a deploy (or sam-local.sh, on an x86 machine) says x86_64; nothing else."""
+    param = tpl["Parameters"]["Architecture"]
+    assert param["Type"] == "String"
+    assert param["Default"] == "arm64"
+    assert param["AllowedValues"] == ["arm64", "x86_64"]
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_translated_function_architecture_is_the_parameter(translated, name):
+    props = translated["Resources"][name]["Properties"]
+    assert props["Architectures"] == [{"Ref": "Architecture"}]
+    assert translated["Parameters"]["Architecture"]["Default"] == "arm64"
+
+
+# What infra/scripts/sam-local.sh passes to `sam local start-api --env-vars` (CloudFormation
+# parameter-file shape: one set for every function).
+SAM_LOCAL_ENV_VARS = {
+    "TABLE_NAME": "oauth-sam",
+    "SIGNING_KEYS_SECRET_ID": "oauth-sam-keys",
+    "ISSUER": "http://127.0.0.1:3000/oauth",
+    "AWS_ENDPOINT_URL": "http://172.30.253.1:4566",
+}
+
+
+_SAM_LOCAL_FUNCTIONS = {}
+
+
+def _sam_local_functions(parameter_overrides=None):
+    """The functions as SAM CLI's own provider reads them for `sam build` / `sam local`."""
+    pytest.importorskip("samcli")
+    from samcli.lib.providers.sam_function_provider import SamFunctionProvider
+    from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+
+    key = tuple(sorted((parameter_overrides or {}).items()))
+    if key not in _SAM_LOCAL_FUNCTIONS:
+        stacks, _ = SamLocalStackProvider.get_stacks(str(TEMPLATE), parameter_overrides=parameter_overrides)
+        _SAM_LOCAL_FUNCTIONS[key] = {f.name: f for f in SamFunctionProvider(stacks).get_all()}
+    return _SAM_LOCAL_FUNCTIONS[key]
+
+
+# SAM CLI runs the translator's deprecated validator API: its warnings are not ours.
+SAM_CLI_WARNINGS = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@SAM_CLI_WARNINGS
+@pytest.mark.parametrize("overrides, expected", [
+    (None, "arm64"),
+    ({"Architecture": "arm64"}, "arm64"),
+    ({"Architecture": "x86_64"}, "x86_64"),
+])
+def test_sam_cli_resolves_the_architecture(overrides, expected):
+    """`sam build` / `sam local --parameter-overrides Architecture=x86_64` (sam-local.sh) build
+    and run x86_64 functions; without it every function is arm64."""
+    functions = _sam_local_functions(overrides)
+    assert set(functions) == set(FUNCTIONS)
+    for name, fn in functions.items():
+        assert fn.architectures == [expected], name
+        assert fn.architecture == expected, name
+
+
+def _sam_local_environment(fn, env_vars_values, monkeypatch):
+    """The environment `sam local` gives fn's container (SAM CLI's own resolution), with
+    dummy credentials in the shell as sam-local.sh sets them."""
+    from samcli.commands.local.lib.local_lambda import LocalLambdaRunner
+
+    for k in list(os.environ):
+        if k.startswith("AWS_") or k in SAM_LOCAL_ENV_VARS:
+            monkeypatch.delenv(k)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    runner = LocalLambdaRunner(local_runtime=None, function_provider=None, cwd=str(REPO),
+                               real_path=str(REPO), aws_region="us-east-1",
+                               env_vars_values=env_vars_values)
+    return runner._make_env_vars(fn).resolve()
+
+
+@SAM_CLI_WARNINGS
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_sam_local_env_vars_reach_every_function(name, monkeypatch):
+    """`--env-vars` only overrides variables the template declares: each one sam-local.sh sets
+    (AWS_ENDPOINT_URL included, declared through the HasAwsEndpointUrl condition) reaches the
+    container, and the credentials are the shell's dummy ones."""
+    fn = _sam_local_functions({"Architecture": "x86_64"})[name]
+    env = _sam_local_environment(fn, {"Parameters": dict(SAM_LOCAL_ENV_VARS)}, monkeypatch)
+    for k, v in SAM_LOCAL_ENV_VARS.items():
+        assert env.get(k) == v, (k, env.get(k))
+    assert env["AWS_ACCESS_KEY_ID"] == "testing" and env["AWS_SECRET_ACCESS_KEY"] == "testing"
+    assert env["AWS_REGION"] == "us-east-1"
+    # Without the file nothing points at an emulator (on AWS the variable is absent: Fn::If).
+    env = _sam_local_environment(fn, {}, monkeypatch)
+    assert not env.get("AWS_ENDPOINT_URL"), env.get("AWS_ENDPOINT_URL")
+    # The AwsEndpointUrl parameter alone does not reach a container either: sam local leaves the
+    # Fn::If unresolved (declared, blank), so the --env-vars file is what sets it (docs §5).
+    fn = _sam_local_functions({"Architecture": "x86_64",
+                               "AwsEndpointUrl": SAM_LOCAL_ENV_VARS["AWS_ENDPOINT_URL"]})[name]
+    env = _sam_local_environment(fn, {}, monkeypatch)
+    assert not env.get("AWS_ENDPOINT_URL"), env.get("AWS_ENDPOINT_URL")
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_translated_endpoint_override_is_absent_by_default(translated, name):
+    """After the transform AWS_ENDPOINT_URL is still conditional: a deploy that leaves
+    AwsEndpointUrl empty gives the functions no such variable."""
+    env = translated["Resources"][name]["Properties"]["Environment"]["Variables"]
+    assert env["AWS_ENDPOINT_URL"] == \
+        {"Fn::If": ["HasAwsEndpointUrl", {"Ref": "AwsEndpointUrl"}, {"Ref": "AWS::NoValue"}]}
+    assert translated["Conditions"]["HasAwsEndpointUrl"] == \
+        {"Fn::Not": [{"Fn::Equals": [{"Ref": "AwsEndpointUrl"}, ""]}]}
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
