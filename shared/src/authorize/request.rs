@@ -141,8 +141,6 @@ pub enum Refusal {
     Redirect(ReplyTo, AuthorizeError),
 }
 
-pub const UNTRUSTED_REDIRECT: &str = "This sign-in link is not valid: the application is unknown or its redirect address is not registered.";
-
 /// RFC 9700 §4.1.3: the redirect URI matches a registered one exactly, except that a loopback
 /// IP literal redirect may use any port (RFC 8252 §7.3: native apps get an ephemeral port).
 pub fn redirect_registered(client: &Client, presented: &str) -> bool {
@@ -172,7 +170,7 @@ fn loopback_equal(registered: &str, presented: &str) -> bool {
 
 /// Step 1: the client and the redirect URI. `client` is the record `client_id` names.
 pub fn trusted_reply(raw: &RawRequest, client: Option<&Client>) -> Result<ReplyTo, Refusal> {
-    let untrusted = Refusal::Page(UNTRUSTED_REDIRECT);
+    let untrusted = Refusal::Page(super::page::messages::INVALID_CLIENT_OR_REDIRECT_URI);
     if raw.repeated("client_id") || raw.repeated("redirect_uri") {
         return Err(untrusted);
     }
