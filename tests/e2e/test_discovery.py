@@ -79,9 +79,13 @@ def test_both_metadata_documents_are_identical_and_complete(stack):
     assert oidc["introspection_endpoint"] == f"{iss}/v2/tokeninfo"
     assert oidc["revocation_endpoint"] == f"{iss}/v2/revoke"
     # AND the advertised capabilities are the ones SPEC §3 lists
-    assert set(oidc["grant_types_supported"]) >= {"client_credentials", "password", "refresh_token"}
-    assert "authorization_code" not in oidc["grant_types_supported"]  # unsupported_grant_type for now
-    for name in ("token_endpoint", "introspection_endpoint", "revocation_endpoint"):
+    assert oidc["authorization_endpoint"] == f"{iss}/v2/authorize"
+    assert oidc["end_session_endpoint"] == f"{iss}/v2/logout"
+    assert set(oidc["grant_types_supported"]) == {
+        "authorization_code", "client_credentials", "password", "refresh_token"}
+    # a public client authenticates with `none` at the token endpoint only
+    assert oidc["token_endpoint_auth_methods_supported"] == [*AUTH_METHODS, "none"]
+    for name in ("introspection_endpoint", "revocation_endpoint"):
         assert oidc[f"{name}_auth_methods_supported"] == AUTH_METHODS, name
     assert {"openid", "profile", "email"} <= set(oidc["scopes_supported"])
     assert {"sub", "iss", "email", "email_verified", "preferred_username", "name"} <= set(
@@ -89,8 +93,13 @@ def test_both_metadata_documents_are_identical_and_complete(stack):
     )
     assert oidc["subject_types_supported"] == ["public"]
     assert oidc["id_token_signing_alg_values_supported"] == ["RS256"]
-    assert oidc["response_types_supported"] == []
-    assert "authorization_endpoint" not in oidc
+    assert oidc["response_types_supported"] == ["code"]
+    assert oidc["response_modes_supported"] == ["query", "form_post"]
+    assert oidc["code_challenge_methods_supported"] == ["S256"]
+    assert oidc["authorization_response_iss_parameter_supported"] is True
+    assert oidc["prompt_values_supported"] == ["none", "login", "consent"]
+    assert oidc["request_parameter_supported"] is False
+    assert oidc["request_uri_parameter_supported"] is False
 
 
 @pytest.mark.sam_local

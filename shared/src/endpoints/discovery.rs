@@ -18,6 +18,8 @@ pub const JWKS_PATH: &str = "/oauth/v2/jwks";
 pub const MAX_AGE_SECONDS: u64 = 300;
 
 const CLIENT_AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
+/// `none`: a public client's code exchange and refresh send only its `client_id` (SPEC §4).
+const TOKEN_AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
 
 const CLAIMS_SUPPORTED: [&str; 27] = [
     "iss",
@@ -63,16 +65,27 @@ pub fn metadata(issuer: &str) -> serde_json::Value {
         "userinfo_endpoint": format!("{issuer}/v2/userinfo"),
         "introspection_endpoint": format!("{issuer}/v2/tokeninfo"),
         "revocation_endpoint": format!("{issuer}/v2/revoke"),
-        "grant_types_supported": ["client_credentials", "password", "refresh_token"],
-        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "authorization_endpoint": format!("{issuer}/v2/authorize"),
+        "end_session_endpoint": format!("{issuer}/v2/logout"),
+        "grant_types_supported":
+            ["authorization_code", "client_credentials", "password", "refresh_token"],
+        "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "scopes_supported": &OIDC_SCOPES[..5],
         "claims_supported": CLAIMS_SUPPORTED,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
-        // No authorization endpoint yet, so no response type (strict validators reject this).
-        "response_types_supported": [],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query", "form_post"],
+        // RFC 7636 §4.2: `plain` is refused (SPEC §12).
+        "code_challenge_methods_supported": ["S256"],
+        // RFC 9207 §3: every authorization response carries `iss`.
+        "authorization_response_iss_parameter_supported": true,
+        "prompt_values_supported": ["none", "login", "consent"],
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "claims_parameter_supported": false,
     })
 }
 
