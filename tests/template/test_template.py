@@ -41,8 +41,10 @@ def leading_keys(*prefixes):
 CONDITIONS = {
     # The token function: new refresh families and revoked access-token markers ...
     ("TokenFunction", "dynamodb:PutItem"): leading_keys("rfam#", "revoked#"),
-    # ... rotation / revocation of families, and the password and client failure counters.
-    ("TokenFunction", "dynamodb:UpdateItem"): leading_keys("rfam#", "lock#user#", "lock#client#"),
+    # ... rotation / revocation of families, the password and client failure counters, and
+    # redemption of authorization codes (one conditional UpdateItem marks a code consumed).
+    ("TokenFunction", "dynamodb:UpdateItem"):
+        leading_keys("rfam#", "lock#user#", "lock#client#", "code#"),
     # Introspection counts failed client authentications and may write nothing else.
     ("TokenInfoFunction", "dynamodb:UpdateItem"): leading_keys("lock#client#"),
 }
