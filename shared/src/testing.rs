@@ -97,6 +97,7 @@ pub fn client(id: &str, grants: &[GrantType]) -> Client {
         public: false,
         pkce_required: true,
         consent: false,
+        post_logout_redirect_uris: Vec::new(),
     }
 }
 

@@ -74,6 +74,7 @@ fn client(id: &str, secret: &str) -> Client {
         public: false,
         pkce_required: true,
         consent: false,
+        post_logout_redirect_uris: Vec::new(),
     }
 }
 
@@ -593,6 +594,7 @@ async fn sign_in_records_are_read_in_one_batch_and_transactions_end_once() {
         auth_time: 10,
         idle_exp: 100,
         absolute_exp: 500,
+        families: Vec::new(),
     };
     store.put_session(&session).await.unwrap();
     let consent = Consent {
@@ -631,7 +633,22 @@ async fn sign_in_records_are_read_in_one_batch_and_transactions_end_once() {
             .count(),
         1
     );
-    store.end_session("sh").await.unwrap();
+    // Logout's list: appended one at a time, answered whole by the deleting write.
+    assert!(store.add_session_family("sh", "u-1~f1").await.unwrap());
+    assert!(store.add_session_family("sh", "u-1~f2").await.unwrap());
+    let listed = store.read(wanted).await.unwrap().session.unwrap();
+    assert_eq!(listed.families, ["u-1~f1", "u-1~f2"]);
+    let ended = store
+        .end_session("sh")
+        .await
+        .unwrap()
+        .expect("the ended record");
+    assert_eq!(ended.families, listed.families);
+    assert!(store.end_session("sh").await.unwrap().is_none());
+    assert!(
+        !store.add_session_family("sh", "u-1~f3").await.unwrap(),
+        "no family listed under an ended session"
+    );
     store.touch_session("sh", 300).await.unwrap();
     let found = store.read(wanted).await.unwrap();
     assert!(

@@ -5,8 +5,9 @@
 mod support;
 
 use shared::authorize::pkce::challenge_of;
-use shared::endpoints::authorize::{AuthorizeService, LOGIN_PATH, SESSION_COOKIE};
+use shared::endpoints::authorize::{AuthorizeService, LOGIN_PATH, LOGOUT_PATH, SESSION_COOKIE};
 use shared::endpoints::token::TokenService;
+use shared::endpoints::tokeninfo::TokenInfoService;
 use shared::http::{ApiRequest, ApiResponse};
 use shared::keys::Alg;
 use shared::storage::memory::MemoryStore;
@@ -14,19 +15,24 @@ use shared::storage::{Counted, GrantType};
 use support::*;
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const AFTER_LOGOUT: &str = "https://app.example.com/bye";
 
 struct World {
     authorize: AuthorizeService<MemoryStore, StaticKeys>,
     token: TokenService<MemoryStore, StaticKeys>,
+    tokeninfo: TokenInfoService<MemoryStore, StaticKeys>,
     store: MemoryStore,
 }
 
 fn world() -> World {
     let store = shared::testing::store(password_hash());
-    store.put_client(client(
+    let mut web = client(
         "web",
         &[GrantType::AuthorizationCode, GrantType::RefreshToken],
-    ));
+    );
+    web.allowed_scopes.push("offline_access".into());
+    web.post_logout_redirect_uris = vec![AFTER_LOGOUT.into()];
+    store.put_client(web);
     let mut asks = client("asks", &[GrantType::AuthorizationCode]);
     asks.consent = true;
     asks.name = "Asks First".into();
@@ -34,13 +40,18 @@ fn world() -> World {
     World {
         authorize: AuthorizeService::new(config(Alg::Es256, &[]), store.clone(), all_keys()),
         token: TokenService::new(config(Alg::Es256, &[]), store.clone(), all_keys()),
+        tokeninfo: tokeninfo_service(Alg::Es256, store.clone()),
         store,
     }
 }
 
 fn authorize_url(client_id: &str, extra: &str) -> ApiRequest {
+    authorize_scoped(client_id, "openid%20email", extra)
+}
+
+fn authorize_scoped(client_id: &str, scope: &str, extra: &str) -> ApiRequest {
     let query = format!(
-        "response_type=code&client_id={client_id}&redirect_uri={}&scope=openid%20email&state=st%3D1&nonce=n1&code_challenge={}&code_challenge_method=S256{extra}",
+        "response_type=code&client_id={client_id}&redirect_uri={}&scope={scope}&state=st%3D1&nonce=n1&code_challenge={}&code_challenge_method=S256{extra}",
         form_urlencoded::byte_serialize(REDIRECT_URI.as_bytes()).collect::<String>(),
         challenge_of(VERIFIER)
     );
@@ -78,8 +89,12 @@ fn hidden(page: &ApiResponse, name: &str) -> String {
 }
 
 fn login_form(page: &ApiResponse, password: &str, site: &str) -> ApiRequest {
+    login_form_as(page, USERNAME, password, site)
+}
+
+fn login_form_as(page: &ApiResponse, username: &str, password: &str, site: &str) -> ApiRequest {
     let body = format!(
-        "transaction={}&csrf_token={}&username={USERNAME}&password={}",
+        "transaction={}&csrf_token={}&username={username}&password={}",
         hidden(page, "transaction"),
         hidden(page, "csrf_token"),
         form_urlencoded::byte_serialize(password.as_bytes()).collect::<String>()
@@ -138,7 +153,11 @@ fn cookie_of(response: &ApiResponse) -> String {
 impl World {
     /// A full sign-in; returns the session cookie and the code.
     async fn sign_in(&self, client_id: &str) -> (String, String) {
-        let page = self.authorize.handle(&authorize_url(client_id, "")).await;
+        self.sign_in_with(authorize_url(client_id, "")).await
+    }
+
+    async fn sign_in_with(&self, request: ApiRequest) -> (String, String) {
+        let page = self.authorize.handle(&request).await;
         assert_eq!(page.status, 200, "{}", page.body);
         let done = self
             .authorize
@@ -161,6 +180,67 @@ impl World {
             ))
             .await
     }
+
+    /// The tokens of a code: (access, refresh, id_token).
+    async fn tokens(&self, code: &str) -> (String, String, String) {
+        let tokens = json_of(&self.exchange(code).await);
+        let field = |name: &str| tokens[name].as_str().unwrap().to_owned();
+        (
+            field("access_token"),
+            field("refresh_token"),
+            field("id_token"),
+        )
+    }
+
+    async fn refresh(&self, refresh_token: &str) -> ApiResponse {
+        self.token
+            .handle(&form(
+                &format!("grant_type=refresh_token&refresh_token={refresh_token}"),
+                &[("authorization", &basic("web", CLIENT_SECRET))],
+            ))
+            .await
+    }
+
+    async fn active(&self, access_token: &str) -> bool {
+        let request = post(
+            "/oauth/v2/tokeninfo",
+            "application/x-www-form-urlencoded",
+            &format!("token={access_token}"),
+            &[("authorization", &basic("web", CLIENT_SECRET))],
+        );
+        json_of(&self.tokeninfo.handle(&request).await)["active"] == true
+    }
+
+    async fn silent(&self, cookie: &str) -> std::collections::HashMap<String, String> {
+        let request = with_cookie(authorize_url("web", "&prompt=none"), Some(cookie));
+        redirected(&self.authorize.handle(&request).await)
+    }
+}
+
+fn logout(method: http::Method, params: &str, cookie: Option<&str>) -> ApiRequest {
+    let mut request = ApiRequest {
+        method: method.clone(),
+        path: LOGOUT_PATH.into(),
+        domain_name: Some("id.example.com".into()),
+        ..ApiRequest::default()
+    };
+    if method == http::Method::POST {
+        request.body = params.as_bytes().to_vec();
+        request.headers.insert(
+            "content-type",
+            "application/x-www-form-urlencoded".parse().unwrap(),
+        );
+        request
+            .headers
+            .insert("sec-fetch-site", "same-origin".parse().unwrap());
+    } else {
+        request.query = Some(params.to_owned());
+    }
+    with_cookie(request, cookie)
+}
+
+fn encoded(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 #[tokio::test]
@@ -368,4 +448,201 @@ async fn an_unregistered_redirect_is_a_page_never_a_redirect() {
     assert!(page.header_value("location").is_none());
     let unknown = authorize_url("nobody", "");
     assert_eq!(world.authorize.handle(&unknown).await.status, 400);
+}
+
+#[tokio::test]
+async fn logout_with_a_hint_ends_the_session_and_what_was_signed_in_under_it() {
+    let world = world();
+    let (cookie, code) = world.sign_in("web").await;
+    let (access, refresh, id_token) = world.tokens(&code).await;
+    // A second sign-in of the session whose code is not exchanged before the logout.
+    let pending = world.silent(&cookie).await["code"].clone();
+    let query = format!(
+        "id_token_hint={id_token}&post_logout_redirect_uri={}&state=bye%3D1",
+        encoded(AFTER_LOGOUT)
+    );
+    let out = world
+        .authorize
+        .handle(&logout(http::Method::GET, &query, Some(&cookie)))
+        .await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    assert_eq!(
+        out.header_value("location"),
+        Some(format!("{AFTER_LOGOUT}?state=bye%3D1").as_str()),
+        "state echoed"
+    );
+    let cleared = out.header_value("set-cookie").unwrap();
+    assert!(
+        cleared.starts_with(&format!("{SESSION_COOKIE}=;")),
+        "{cleared}"
+    );
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    // The session is gone, and so is everything signed in under it.
+    assert_eq!(world.silent(&cookie).await["error"], "login_required");
+    assert!(
+        !world.active(&access).await,
+        "access token revoked with its family"
+    );
+    assert_eq!(
+        json_of(&world.refresh(&refresh).await)["error"],
+        "invalid_grant"
+    );
+    let (late_access, late_refresh, _) = world.tokens(&pending).await;
+    assert!(
+        !world.active(&late_access).await,
+        "a code of the ended session issues nothing live"
+    );
+    assert_eq!(
+        json_of(&world.refresh(&late_refresh).await)["error"],
+        "invalid_grant"
+    );
+}
+
+#[tokio::test]
+async fn offline_access_outlives_the_session() {
+    let world = world();
+    let (cookie, code) = world
+        .sign_in_with(authorize_scoped("web", "openid%20offline_access", ""))
+        .await;
+    let (access, refresh, id_token) = world.tokens(&code).await;
+    let out = world
+        .authorize
+        .handle(&logout(
+            http::Method::GET,
+            &format!("id_token_hint={id_token}"),
+            Some(&cookie),
+        ))
+        .await;
+    assert_eq!(out.status, 200, "the signed-out page");
+    assert!(out.body.contains("signed out"), "{}", out.body);
+    assert!(world.active(&access).await, "OIDC Core §11");
+    assert_eq!(world.refresh(&refresh).await.status, 200);
+}
+
+#[tokio::test]
+async fn logout_without_a_hint_asks_the_user_first() {
+    let world = world();
+    let (cookie, code) = world.sign_in("web").await;
+    let (access, _, _) = world.tokens(&code).await;
+    let query = format!(
+        "client_id=web&post_logout_redirect_uri={}&state=s",
+        encoded(AFTER_LOGOUT)
+    );
+    let asked = world
+        .authorize
+        .handle(&logout(http::Method::GET, &query, Some(&cookie)))
+        .await;
+    assert_eq!(asked.status, 200);
+    assert!(
+        asked.body.contains(&format!("action=\"{LOGOUT_PATH}\"")),
+        "{}",
+        asked.body
+    );
+    assert!(
+        world.silent(&cookie).await.contains_key("code"),
+        "nothing ended yet"
+    );
+    // A forged confirmation (no token, or another's) ends nothing.
+    for csrf in ["", "&csrf_token=forged"] {
+        let forged = world
+            .authorize
+            .handle(&logout(
+                http::Method::POST,
+                &format!("{query}{csrf}"),
+                Some(&cookie),
+            ))
+            .await;
+        assert_eq!(forged.status, 200, "asked again");
+        assert!(world.active(&access).await);
+    }
+    let confirm = format!(
+        "{query}&csrf_token={}",
+        encoded(&hidden(&asked, "csrf_token"))
+    );
+    let mut cross_site = logout(http::Method::POST, &confirm, Some(&cookie));
+    cross_site
+        .headers
+        .insert("sec-fetch-site", "cross-site".parse().unwrap());
+    assert_eq!(
+        world.authorize.handle(&cross_site).await.status,
+        200,
+        "asked again"
+    );
+    assert!(world.active(&access).await);
+    let out = world
+        .authorize
+        .handle(&logout(http::Method::POST, &confirm, Some(&cookie)))
+        .await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    assert_eq!(
+        out.header_value("location"),
+        Some(format!("{AFTER_LOGOUT}?state=s").as_str())
+    );
+    assert!(!world.active(&access).await);
+    assert_eq!(world.silent(&cookie).await["error"], "login_required");
+}
+
+#[tokio::test]
+async fn a_logout_link_that_does_not_check_out_is_a_page() {
+    let world = world();
+    let (cookie, code) = world.sign_in("web").await;
+    let (access, _, id_token) = world.tokens(&code).await;
+    let mut tampered = id_token.clone();
+    tampered.pop();
+    tampered.push(if id_token.ends_with('A') { 'B' } else { 'A' });
+    let bad = [
+        // not registered for the client
+        format!(
+            "client_id=web&post_logout_redirect_uri={}",
+            encoded("https://evil.example/")
+        ),
+        // no client named, so no URI can be checked
+        format!("post_logout_redirect_uri={}", encoded(AFTER_LOGOUT)),
+        // a hint we did not sign, an access token as the hint, a hint of another client
+        format!("id_token_hint={tampered}"),
+        format!("id_token_hint={access}"),
+        format!("id_token_hint={id_token}&client_id=asks"),
+        "client_id=web&client_id=web".to_owned(),
+    ];
+    for query in bad {
+        let page = world
+            .authorize
+            .handle(&logout(http::Method::GET, &query, Some(&cookie)))
+            .await;
+        assert_eq!(page.status, 400, "{query}");
+        assert!(page.header_value("location").is_none(), "{query}");
+        assert!(page.header_value("set-cookie").is_none(), "{query}");
+    }
+    assert!(world.active(&access).await, "nothing ended");
+    assert!(world.silent(&cookie).await.contains_key("code"));
+}
+
+#[tokio::test]
+async fn another_users_hint_does_not_end_this_session_unasked() {
+    let world = world();
+    let (cookie, code) = world.sign_in("web").await;
+    let (access, _, _) = world.tokens(&code).await;
+    // An id_token of someone else (bob, in another browser): ours, but not this session's user.
+    let mut bob = user(password_hash());
+    bob.username = "bob".into();
+    bob.user_id = "b0b".into();
+    world.store.put_user(bob);
+    let page = world.authorize.handle(&authorize_url("web", "")).await;
+    let done = world
+        .authorize
+        .handle(&login_form_as(&page, "bob", PASSWORD, "same-origin"))
+        .await;
+    let (_, _, theirs) = world.tokens(&redirected(&done)["code"]).await;
+    assert_eq!(claims_of(&theirs)["sub"], "b0b");
+    let asked = world
+        .authorize
+        .handle(&logout(
+            http::Method::GET,
+            &format!("id_token_hint={theirs}"),
+            Some(&cookie),
+        ))
+        .await;
+    assert_eq!(asked.status, 200);
+    assert!(asked.body.contains("csrf_token"), "the confirmation page");
+    assert!(world.active(&access).await);
 }

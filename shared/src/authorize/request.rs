@@ -37,7 +37,7 @@ impl RawRequest {
         self.pairs.iter().filter(|(k, _)| k == name).count() > 1
     }
 
-    fn any_repeated(&self) -> bool {
+    pub fn any_repeated(&self) -> bool {
         self.pairs
             .iter()
             .enumerate()

@@ -1,5 +1,5 @@
 //! The authorize function: the authorization endpoint (RFC 6749 §4.1, OIDC Core §3.1.2), the
-//! hosted login form and the consent step (SPEC §12). Logout follows (issue #12).
+//! hosted login form, the consent step and RP-Initiated Logout (SPEC §12).
 //!
 //! A sign-in is a `LoginTransaction` of its own (one per tab), its form carries the
 //! transaction id and a CSRF token, and the browser session is a `__Host-` cookie holding a
@@ -8,7 +8,7 @@
 use cookie::{Cookie, SameSite};
 
 use super::issuer;
-use crate::authorize::code::issue_code;
+use crate::authorize::code::{CODE_LIFETIME_SECONDS, issue_code};
 use crate::authorize::page::{self, messages};
 use crate::authorize::request::{
     AuthorizationRequest, AuthorizeError, RawRequest, Refusal, ReplyTo, ResponseMode, error_params,
@@ -22,14 +22,17 @@ use crate::http::{ApiRequest, ApiResponse};
 use crate::keys::{KeyCache, KeySource};
 use crate::storage::{
     AuthorizationCode, AuthorizationCodes, BrowserSession, Consent, FailureCounters,
-    LoginTransaction, SignInRecords, TokenRecords, Wanted, client_key, username_key,
+    LoginTransaction, RefreshFamilies, RefreshFamily, SignInRecords, TokenRecords, Wanted,
+    client_key, username_key,
 };
 use crate::tokens::refresh::RefreshToken;
+use crate::tokens::verify::{verify_id_token_hint, verify_with_cache};
 
 /// The authorization endpoint and seed 002's alias.
 pub const AUTHORIZE_PATHS: [&str; 2] = ["/oauth/v2/authorize", "/oauth/v2/ui/authorize"];
 pub const LOGIN_PATH: &str = "/oauth/v2/authorize/login";
 pub const CONSENT_PATH: &str = "/oauth/v2/authorize/consent";
+pub const LOGOUT_PATH: &str = "/oauth/v2/logout";
 /// `__Host-`: Secure, Path=/, no Domain, so no other host or path can set or read it.
 pub const SESSION_COOKIE: &str = "__Host-oauth-session";
 /// How long a login page may stay open before its form is refused.
@@ -37,10 +40,16 @@ pub const TRANSACTION_SECONDS: i64 = 15 * 60;
 
 /// Storage the authorize function needs.
 pub trait AuthorizeStore:
-    TokenRecords + SignInRecords + AuthorizationCodes + FailureCounters
+    TokenRecords + SignInRecords + AuthorizationCodes + FailureCounters + RefreshFamilies
 {
 }
-impl<T: TokenRecords + SignInRecords + AuthorizationCodes + FailureCounters> AuthorizeStore for T {}
+impl<T> AuthorizeStore for T where
+    T: TokenRecords + SignInRecords + AuthorizationCodes + FailureCounters + RefreshFamilies
+{
+}
+
+/// How many of a session's families logout revokes at once.
+const REVOKE_CONCURRENCY: usize = 16;
 
 pub struct AuthorizeService<S, K> {
     pub config: Config,
@@ -67,6 +76,12 @@ pub fn session_secret(request: &ApiRequest) -> Option<String> {
         .find(|c| c.name() == SESSION_COOKIE)
         .map(|c| c.value().to_owned())
         .filter(|v| !v.is_empty() && v.len() <= 64)
+}
+
+/// The logout confirmation form's CSRF token: derived from the session secret, so only a page
+/// this browser was shown can carry it, and nothing needs storing.
+fn logout_csrf(secret: &str) -> String {
+    sha256_b64(format!("logout\0{secret}").as_bytes())
 }
 
 fn session_cookie(secret: &str, max_age: i64) -> String {
@@ -140,7 +155,18 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
             },
             LOGIN_PATH if post => self.login(request).await,
             CONSENT_PATH if post => self.consent(request).await,
-            p if AUTHORIZE_PATHS.contains(&p) => {
+            LOGOUT_PATH if get => {
+                let raw = RawRequest::from_form(request.query.as_deref().unwrap_or("").as_bytes());
+                self.logout(request, raw).await
+            }
+            LOGOUT_PATH if post => match form_fields(request) {
+                Some(raw) => self.logout(request, raw).await,
+                None => Ok(page::error_page(
+                    &self.config.branding,
+                    messages::INVALID_LOGOUT,
+                )),
+            },
+            p if AUTHORIZE_PATHS.contains(&p) || p == LOGOUT_PATH => {
                 return ApiResponse::method_not_allowed("GET, POST");
             }
             LOGIN_PATH | CONSENT_PATH => return ApiResponse::method_not_allowed("POST"),
@@ -347,6 +373,22 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
                 issuer,
             ));
         };
+        let family_id = RefreshToken::new_family(&account.user_id).family_id;
+        // Listed under the session before the code exists, so logout revokes it; a session
+        // already ended gets no code. OIDC Core §11: `offline_access` outlives the session.
+        let offline = transaction.scope.split(' ').any(|s| s == "offline_access");
+        if !offline
+            && !self
+                .store
+                .add_session_family(&session.id_hash, &family_id)
+                .await?
+        {
+            return Ok(reply_error(
+                &reply_to,
+                AuthorizeError::LoginRequired,
+                issuer,
+            ));
+        }
         let issued = issue_code(
             AuthorizationCode {
                 code_hash: String::new(),
@@ -359,7 +401,7 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
                 username: account.username.clone(),
                 claims: account.claims.clone(),
                 auth_time: session.auth_time,
-                family_id: RefreshToken::new_family(&account.user_id).family_id,
+                family_id,
                 exp: 0,
                 consumed_at: None,
             },
@@ -462,6 +504,7 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
             auth_time: now,
             idle_exp: now + self.config.session_idle.min(self.config.session_max),
             absolute_exp: now + self.config.session_max,
+            families: Vec::new(),
         };
         self.store.put_session(&session).await?;
         if let Some(old) = session_secret(request) {
@@ -541,6 +584,148 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
             })
             .await?;
         self.issue(&transaction, &session, &issuer, now).await
+    }
+}
+
+impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
+    /// GET|POST /oauth/v2/logout (OIDC RP-Initiated Logout 1.0).
+    async fn logout(
+        &self,
+        request: &ApiRequest,
+        raw: RawRequest,
+    ) -> Result<ApiResponse, OAuthError> {
+        let now = crate::now_epoch();
+        let issuer = issuer(&self.config, request)?;
+        let invalid = || {
+            Ok(page::error_page(
+                &self.config.branding,
+                messages::INVALID_LOGOUT,
+            ))
+        };
+        if raw.any_repeated() {
+            return invalid();
+        }
+        // §2: an id_token_hint must be one we issued; an expired one still counts.
+        let hint = match raw.get("id_token_hint") {
+            None => None,
+            Some(token) => {
+                let verify = |keys: &_| verify_id_token_hint(token, keys, &issuer);
+                match verify_with_cache(&self.keys, verify).await? {
+                    Some(claims) => Some(claims),
+                    None => return invalid(),
+                }
+            }
+        };
+        // §2: a `client_id` sent with a hint must be the hint's audience.
+        let client_id = match (raw.get("client_id"), &hint) {
+            (Some(id), Some(hint)) if id != hint.aud => return invalid(),
+            (Some(id), _) => Some(id),
+            (None, hint) => hint.as_ref().map(|h| h.aud.as_str()),
+        };
+        let cookie = session_secret(request);
+        let cookie_hash = cookie.as_deref().map(|c| sha256_b64(c.as_bytes()));
+        let found = self
+            .store
+            .read(Wanted {
+                client: client_id.and_then(client_key),
+                session: cookie_hash.as_deref(),
+                ..Wanted::default()
+            })
+            .await?;
+        let state = raw.get("state");
+        // §3: back only to a URI registered exactly for the client the request names.
+        let back_to = match raw.get("post_logout_redirect_uri") {
+            None => None,
+            Some(uri) => match &found.client {
+                Some(client)
+                    if client.enabled
+                        && client.post_logout_redirect_uris.iter().any(|r| r == uri) =>
+                {
+                    let params: Vec<(&str, &str)> =
+                        state.map(|s| ("state", s)).into_iter().collect();
+                    Some(redirect_with(uri, &params))
+                }
+                _ => return invalid(),
+            },
+        };
+        // §2: without a hint naming the session's user, the user confirms (a logout link on
+        // another site must not end the session by itself).
+        let confirmed = match (&found.session, &hint, cookie.as_deref()) {
+            (None, _, _) => true,
+            (Some(session), Some(hint), _) if hint.sub == session.user_id => true,
+            (Some(_), _, Some(secret)) => {
+                request.method == http::Method::POST
+                    && same_origin(request, &issuer)
+                    && raw
+                        .get("csrf_token")
+                        .is_some_and(|token| digests_equal(token, &logout_csrf(secret)))
+            }
+            (Some(_), _, None) => false,
+        };
+        if !confirmed {
+            let csrf = cookie.as_deref().map(logout_csrf).unwrap_or_default();
+            let mut hidden = vec![("csrf_token", csrf.as_str())];
+            let forwarded = [
+                ("client_id", client_id),
+                (
+                    "post_logout_redirect_uri",
+                    raw.get("post_logout_redirect_uri"),
+                ),
+                ("state", state),
+            ];
+            hidden.extend(forwarded.iter().filter_map(|(k, v)| v.map(|v| (*k, v))));
+            return Ok(page::logout_confirm_page(
+                &self.config.branding,
+                LOGOUT_PATH,
+                &hidden,
+            ));
+        }
+        if let Some(hash) = &cookie_hash {
+            self.sign_out(hash, now).await?;
+        }
+        let response = match back_to {
+            Some(location) => see_other(&location),
+            None => page::signed_out_page(&self.config.branding),
+        };
+        Ok(match cookie {
+            Some(_) => response.header("set-cookie", session_cookie("", 0)),
+            None => response,
+        })
+    }
+
+    /// Ends a session and revokes the families signed in under it. A family whose code is
+    /// not yet exchanged is buried in advance, so the exchange issues nothing live.
+    async fn sign_out(&self, id_hash: &str, now: i64) -> Result<(), OAuthError> {
+        let Some(ended) = self.store.end_session(id_hash).await? else {
+            return Ok(());
+        };
+        // Outlives every access token a late exchange of the session's last code could issue.
+        let retain_until = now + CODE_LIFETIME_SECONDS + self.config.max_token_ttl;
+        let tombstones: Vec<RefreshFamily> = ended
+            .families
+            .iter()
+            .map(|family_id| RefreshFamily {
+                family_id: family_id.clone(),
+                client_id: String::new(),
+                user_id: ended.user_id.clone(),
+                scope: String::new(),
+                auth_time: ended.auth_time,
+                issued_at: 0,
+                current_hash: String::new(),
+                revoked: true,
+                exp: now,
+            })
+            .collect();
+        for batch in tombstones.chunks(REVOKE_CONCURRENCY) {
+            futures_util::future::try_join_all(
+                batch
+                    .iter()
+                    .map(|family| self.store.bury_family(family, retain_until)),
+            )
+            .await?;
+        }
+        tracing::info!(families = tombstones.len(), "signed out");
+        Ok(())
     }
 }
 

@@ -12,7 +12,7 @@ use crate::storage::{
     RefreshFamilies, Revocations, TokenRecords, Wanted,
 };
 use crate::tokens::refresh::RefreshToken;
-use crate::tokens::verify::verify_with_cache;
+use crate::tokens::verify::{verify_access_token, verify_with_cache};
 
 /// Paths that reach the token endpoint: ours, and the WSO2- and ID-API-shaped aliases.
 pub const TOKEN_PATHS: [&str; 3] = ["/oauth/v2/token", "/oauth2/token", "/api/id/v1/auth/token"];
@@ -144,7 +144,9 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
         request: &ApiRequest,
     ) -> Result<(), OAuthError> {
         let issuer = issuer(&self.config, request)?;
-        let Some(claims) = verify_with_cache(&self.keys, token, &issuer).await? else {
+        let Some(claims) =
+            verify_with_cache(&self.keys, |keys| verify_access_token(token, keys, &issuer)).await?
+        else {
             return Ok(());
         };
         if claims.client_id != client.client_id {

@@ -14,7 +14,7 @@ use crate::storage::{Account, Client, ClientDirectory, FailureCounters, TokenRec
 use crate::tokens::AccessTokenClaims;
 use crate::tokens::claims::standard_claims;
 use crate::tokens::refresh::RefreshToken;
-use crate::tokens::verify::verify_with_cache;
+use crate::tokens::verify::{verify_access_token, verify_with_cache};
 
 pub const TOKENINFO_PATH: &str = "/oauth/v2/tokeninfo";
 pub const USERINFO_PATH: &str = "/oauth/v2/userinfo";
@@ -149,7 +149,9 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
         token: &str,
         issuer: &str,
     ) -> Result<Option<ActiveToken>, OAuthError> {
-        let Some(claims) = verify_with_cache(&self.keys, token, issuer).await? else {
+        let Some(claims) =
+            verify_with_cache(&self.keys, |keys| verify_access_token(token, keys, issuer)).await?
+        else {
             return Ok(None);
         };
         // client_credentials tokens have the client as subject; a user's `sub` is a UUID, which

@@ -791,8 +791,39 @@ impl SignInRecords for DynamoStore {
         }
     }
 
-    async fn end_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        self.delete(keys::session(id_hash)).await
+    async fn add_session_family(&self, id_hash: &str, family_id: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::session(id_hash))))
+            .update_expression("SET families = list_append(if_not_exists(families, :none), :one)")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(
+                ":one",
+                AttributeValue::L(vec![AttributeValue::S(family_id.to_owned())]),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_check_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable("UpdateItem")(e)),
+        }
+    }
+
+    async fn end_session(&self, id_hash: &str) -> Result<Option<BrowserSession>, StoreError> {
+        let ended = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::session(id_hash))))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(unavailable("DeleteItem"))?;
+        ended.attributes.map(decode).transpose()
     }
 
     async fn put_consent(&self, consent: &Consent) -> Result<(), StoreError> {

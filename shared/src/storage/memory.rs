@@ -296,9 +296,15 @@ impl SignInRecords for MemoryStore {
         Ok(())
     }
 
-    async fn end_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        lock(&self.records.sessions)?.remove(id_hash);
-        Ok(())
+    async fn add_session_family(&self, id_hash: &str, family_id: &str) -> Result<bool, StoreError> {
+        Ok(lock(&self.records.sessions)?
+            .get_mut(id_hash)
+            .map(|session| session.families.push(family_id.to_owned()))
+            .is_some())
+    }
+
+    async fn end_session(&self, id_hash: &str) -> Result<Option<BrowserSession>, StoreError> {
+        Ok(lock(&self.records.sessions)?.remove(id_hash))
     }
 
     async fn put_consent(&self, consent: &Consent) -> Result<(), StoreError> {

@@ -92,6 +92,9 @@ pub struct Client {
     /// Ask the user's consent before the first sign-in (`--consent`); remembered per user.
     #[serde(default)]
     pub consent: bool,
+    /// Where RP-Initiated Logout may send the browser back to, compared exactly.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 fn pkce_required_by_default() -> bool {
@@ -296,6 +299,10 @@ pub struct BrowserSession {
     pub idle_exp: i64,
     /// ...and at the latest here.
     pub absolute_exp: i64,
+    /// The refresh families signed in under this session, which logout revokes (those
+    /// granted `offline_access` are not listed: they outlive it, OIDC Core §11).
+    #[serde(default)]
+    pub families: Vec<String>,
 }
 
 impl BrowserSession {
@@ -344,7 +351,20 @@ pub trait SignInRecords: Send + Sync {
         idle_exp: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    fn end_session(&self, id_hash: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Lists a family under a live session; false when the session is gone (logged out), in
+    /// which case no code may be issued for it.
+    fn add_session_family(
+        &self,
+        id_hash: &str,
+        family_id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Deletes a session, answering the record as it was when deleted (one write: a family
+    /// listed concurrently is either in it or was refused).
+    fn end_session(
+        &self,
+        id_hash: &str,
+    ) -> impl Future<Output = Result<Option<BrowserSession>, StoreError>> + Send;
 
     fn put_consent(&self, consent: &Consent)
     -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -3,7 +3,7 @@
 
 use jsonwebtoken::Validation;
 
-use super::{ACCESS_TOKEN_TYP, AccessTokenClaims};
+use super::{ACCESS_TOKEN_TYP, AccessTokenClaims, ID_TOKEN_TYP, IdTokenClaims};
 use crate::keys::KeySet;
 
 /// Clock skew tolerated on `exp` and `nbf`.
@@ -50,20 +50,47 @@ pub fn verify_access_token(
         .map_err(|_| VerifyError::Invalid)
 }
 
-/// Verifies against the cached key set; a `kid` the set lacks triggers one rate-limited re-read
-/// (a key may be newer than the cache). `Ok(None)` means the token is not valid.
-pub async fn verify_with_cache<K: crate::keys::KeySource>(
-    keys: &crate::keys::KeyCache<K>,
+/// An id_token we issued, presented back as `id_token_hint` (OIDC Core §3.1.2.1, RP-Initiated
+/// Logout §2): our key and issuer, the key's alg; expiry is not checked, since an expired
+/// hint still names its user and client (RP-Initiated Logout §2 accepts it).
+pub fn verify_id_token_hint(
     token: &str,
+    keys: &KeySet,
     issuer: &str,
-) -> Result<Option<AccessTokenClaims>, crate::error::StoreError> {
+) -> Result<IdTokenClaims, VerifyError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
+    // Never an access token (at+jwt) posing as an id_token.
+    if header.typ.as_deref() != Some(ID_TOKEN_TYP) {
+        return Err(VerifyError::Invalid);
+    }
+    let kid = header.kid.as_deref().ok_or(VerifyError::Invalid)?;
+    let key = keys.verifying_key(kid).ok_or(VerifyError::UnknownKid)?;
+    if header.alg != key.alg.jsonwebtoken() {
+        return Err(VerifyError::Invalid);
+    }
+    let mut validation = Validation::new(key.alg.jsonwebtoken());
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.set_issuer(&[issuer]);
+    validation.set_required_spec_claims(&["iss", "sub", "aud"]);
+    jsonwebtoken::decode::<IdTokenClaims>(token, &key.key, &validation)
+        .map(|data| data.claims)
+        .map_err(|_| VerifyError::Invalid)
+}
+
+/// Verifies with the cached key set; a `kid` the set lacks triggers one rate-limited re-read
+/// (a key may be newer than the cache). `Ok(None)` means the token is not valid.
+pub async fn verify_with_cache<K: crate::keys::KeySource, T>(
+    keys: &crate::keys::KeyCache<K>,
+    verify: impl Fn(&KeySet) -> Result<T, VerifyError>,
+) -> Result<Option<T>, crate::error::StoreError> {
     let current = keys.current().await?;
-    match verify_access_token(token, &current, issuer) {
+    match verify(&current) {
         Ok(claims) => Ok(Some(claims)),
         Err(VerifyError::Invalid) => Ok(None),
         Err(VerifyError::UnknownKid) => Ok(keys
             .refresh_for_unknown_kid()
             .await?
-            .and_then(|fresh| verify_access_token(token, &fresh, issuer).ok())),
+            .and_then(|fresh| verify(&fresh).ok())),
     }
 }
