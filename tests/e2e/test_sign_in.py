@@ -1,9 +1,9 @@
-"""Browser sign-in through the real authorize and token binaries (issue #12, first slice):
-Authlib's OAuth2Session as the relying party, the hosted login form driven over HTTP.
+"""Browser sign-in and logout through the real authorize and token binaries (SPEC §12) at the
+HTTP level: Authlib's OAuth2Session as the relying party, the hosted login form and
+RP-Initiated Logout driven by hand (test_browser.py does the same in Chromium).
 
 Python's cookie jar never sends `Secure` cookies to http://127.0.0.1, so the session cookie is
-carried by hand. A real browser (Chromium + Playwright) and openid-client follow with the
-template wiring.
+carried by hand.
 """
 
 from __future__ import annotations
@@ -21,12 +21,22 @@ from authlib.common.security import generate_token
 from helpers import assert_error, assert_success, jwt_payload, make_client, make_user
 
 REDIRECT = "http://127.0.0.1:8765/callback"
+AFTER_LOGOUT = "http://127.0.0.1:8765/signed-out"
 SESSION_COOKIE = "__Host-oauth-session"
 
 
 def _browser_client(stack, **extra):
     return make_client(stack, grants=("authorization_code", "refresh_token"),
                        scopes=("openid", "profile", "email"), redirect_uris=(REDIRECT,), **extra)
+
+
+def _logout_client(stack):
+    """A confidential browser client that may return to AFTER_LOGOUT after RP-Initiated Logout."""
+    out = stack.oauthctl("client", "create", "--name", "e2e-logout", "--grant", "authorization_code",
+                         "--grant", "refresh_token", "--scope", "openid profile email",
+                         "--redirect-uri", REDIRECT, "--post-logout-redirect-uri", AFTER_LOGOUT)
+    assert out["post_logout_redirect_uris"] == [AFTER_LOGOUT], out
+    return out
 
 
 def _hidden(page: str, name: str) -> str:
@@ -168,3 +178,78 @@ def test_of_fifty_concurrent_redemptions_of_one_code_exactly_one_succeeds(stack)
         if r.status_code != 200:
             assert_error(r, 400, "invalid_grant")
     assert_success(winners[0], refresh=True, id_token=True)
+
+
+def _signed_in(stack, client, user):
+    """A sign-in through the login page and the code exchange: (session cookie, tokens)."""
+    rp = _rp(stack, client)
+    verifier = generate_token(48)
+    url, _ = rp.create_authorization_url(stack.base_url + "/oauth/v2/authorize",
+                                         code_verifier=verifier, nonce=generate_token(16))
+    done = _login(stack, requests.get(url, timeout=60), user)
+    token = rp.fetch_token(stack.base_url + "/oauth/v2/token",
+                           authorization_response=done.headers["Location"], code_verifier=verifier)
+    return _session_cookie(done), token
+
+
+def _silent(stack, client, cookie) -> str:
+    """The Location of a prompt=none authorization request made with `cookie`."""
+    url, _ = _rp(stack, client).create_authorization_url(
+        stack.base_url + "/oauth/v2/authorize", code_verifier=generate_token(48), prompt="none")
+    resp = requests.get(url, timeout=60, allow_redirects=False,
+                        headers={"Cookie": f"{SESSION_COOKIE}={cookie}"})
+    assert resp.status_code == 303, resp.text
+    return resp.headers["Location"]
+
+
+def _logout(stack, params, cookie, method="GET", **headers):
+    headers["Cookie"] = f"{SESSION_COOKIE}={cookie}"
+    if method == "GET":
+        return requests.get(stack.base_url + "/oauth/v2/logout", params=params, headers=headers,
+                            timeout=60, allow_redirects=False)
+    return requests.post(stack.base_url + "/oauth/v2/logout", data=params, headers=headers,
+                         timeout=60, allow_redirects=False)
+
+
+def test_logout_with_a_hint_ends_the_session_and_its_tokens(stack):
+    # GIVEN a user signed in through the login page, holding tokens
+    client, user = _logout_client(stack), make_user(stack)
+    cookie, token = _signed_in(stack, client, user)
+    # WHEN the app sends the browser to the end_session_endpoint with its id_token
+    out = _logout(stack, {"id_token_hint": token["id_token"], "state": "bye 1",
+                          "post_logout_redirect_uri": AFTER_LOGOUT}, cookie)
+    # THEN the browser returns to the registered URI with the state, the cookie cleared
+    assert out.status_code == 303, out.text
+    assert out.headers["Location"] == AFTER_LOGOUT + "?state=bye+1"
+    cleared = out.headers["Set-Cookie"]
+    assert cleared.startswith(SESSION_COOKIE + "=;") and "Max-Age=0" in cleared, cleared
+    # AND the session and the tokens issued under it are over
+    assert "error=login_required" in _silent(stack, client, cookie)
+    again = requests.post(stack.base_url + "/oauth/v2/token", timeout=60,
+                          auth=(client["client_id"], client["client_secret"]),
+                          data={"grant_type": "refresh_token",
+                                "refresh_token": token["refresh_token"]})
+    assert_error(again, 400, "invalid_grant")
+    introspected = requests.post(stack.base_url + "/oauth/v2/tokeninfo", timeout=60,
+                                 auth=(client["client_id"], client["client_secret"]),
+                                 data={"token": token["access_token"]}).json()
+    assert introspected == {"active": False}
+
+
+def test_logout_without_a_hint_asks_and_an_unregistered_return_is_refused(stack):
+    client, user = _logout_client(stack), make_user(stack)
+    cookie, _ = _signed_in(stack, client, user)
+    # A bare logout link (no hint) only asks: a link on another site cannot end the session.
+    asked = _logout(stack, {"client_id": client["client_id"]}, cookie)
+    assert asked.status_code == 200 and 'action="/oauth/v2/logout"' in asked.text, asked.text
+    assert "code=" in _silent(stack, client, cookie)
+    # A return address that is not registered is a page, never a redirect.
+    bad = _logout(stack, {"client_id": client["client_id"],
+                          "post_logout_redirect_uri": "https://evil.example/"}, cookie)
+    assert bad.status_code == 400 and "Location" not in bad.headers
+    # The confirmation form, posted from our origin, signs out.
+    confirmed = _logout(stack, {"client_id": client["client_id"],
+                                "csrf_token": _hidden(asked.text, "csrf_token")},
+                        cookie, method="POST", **{"Sec-Fetch-Site": "same-origin"})
+    assert confirmed.status_code == 200 and "signed out" in confirmed.text, confirmed.text
+    assert "error=login_required" in _silent(stack, client, cookie)
