@@ -5,7 +5,8 @@
 #   cargo lambda watch on 127.0.0.1:$DEV_PORT (hot reload) -> curl examples.
 # Ctrl-C stops everything this script started.
 #
-# Knobs: DEV_PORT (9000), MOTO_PORT (4566), DEV_TABLE_NAME (oauth-dev),
+# Knobs: DEV_PORT (9000), MOTO_PORT (4566), DEV_CALLBACK_PORT (9001: the demo app's
+#        redirect URI, infra/scripts/dev-callback.py), DEV_TABLE_NAME (oauth-dev),
 #        DEV_SECRET_ID (oauth-dev-keys), ACCESS_TOKEN_ALG (RS256), RUST_LOG (info).
 set -euo pipefail
 
@@ -14,10 +15,11 @@ cd "$ROOT"
 
 DEV_PORT="${DEV_PORT:-9000}"
 MOTO_PORT="${MOTO_PORT:-4566}"
+CALLBACK_PORT="${DEV_CALLBACK_PORT:-9001}"
 TABLE="${DEV_TABLE_NAME:-oauth-dev}"
 SECRET="${DEV_SECRET_ID:-oauth-dev-keys}"
 ISSUER="http://127.0.0.1:$DEV_PORT/oauth"
-LOCAL="$ROOT/.local"
+LOCAL="${DEV_LOCAL_DIR:-$ROOT/.local}"
 DEV_ENV="$LOCAL/dev.env"
 FN_ENV="$LOCAL/dev.functions.env"
 WATCH_LOG="$LOCAL/watch-$DEV_PORT.log"
@@ -27,6 +29,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'dev.sh: %s\n' "$*" >&2; exit 1; }
 
 WATCH_PID=""
+CALLBACK_PID=""
 MOTO_STARTED=""
 # shellcheck disable=SC2317  # invoked via trap
 cleanup() {
@@ -40,6 +43,7 @@ cleanup() {
         for _ in $(seq 100); do kill -0 "$WATCH_PID" 2>/dev/null || break; sleep 0.1; done
         kill -KILL -- "-$WATCH_PID" 2>/dev/null || true
     fi
+    if [[ -n "$CALLBACK_PID" ]]; then kill "$CALLBACK_PID" 2>/dev/null || true; fi
     if [[ -n "$MOTO_STARTED" ]]; then
         say "stopping moto"
         "$ROOT/infra/scripts/moto.sh" stop "$MOTO_PORT" || true
@@ -54,9 +58,11 @@ say "python venv (.venv: moto, cargo-lambda)"
 "$ROOT/infra/scripts/venv.sh"
 export PATH="$ROOT/.venv/bin:$PATH"
 
-if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$DEV_PORT/" 2>/dev/null; then
-    die "port $DEV_PORT is busy (another make dev?); set DEV_PORT"
-fi
+for port in "$DEV_PORT" "$CALLBACK_PORT"; do
+    if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/" 2>/dev/null; then
+        die "port $port is busy (another make dev?); set DEV_PORT / DEV_CALLBACK_PORT"
+    fi
+done
 
 say "cargo build --workspace"
 cargo build --workspace
@@ -118,13 +124,31 @@ DEMO_PASSWORD="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(18))')"
 "$OAUTHCTL" user create --username "$DEMO_USER" --password "$DEMO_PASSWORD" \
     --claim email=alice@example.com --claim email_verified=true --claim "name=Alice Example" >/dev/null
 
+# A public browser client (PKCE, no secret) whose redirect URI is the demo app below.
+CALLBACK="http://127.0.0.1:$CALLBACK_PORT"
+web_json="$("$OAUTHCTL" client create --name "Demo app" --public \
+    --grant authorization_code --grant refresh_token --scope "openid profile email" \
+    --redirect-uri "$CALLBACK/callback" --post-logout-redirect-uri "$CALLBACK/signed-out")"
+WEB_CLIENT_ID="$(json_field client_id <<<"$web_json")"
+read -r VERIFIER CHALLENGE < <("$PY" -c '
+import base64, hashlib, secrets
+v = secrets.token_urlsafe(48)
+print(v, base64.urlsafe_b64encode(hashlib.sha256(v.encode()).digest()).rstrip(b"=").decode())')
+SIGN_IN_URL="http://127.0.0.1:$DEV_PORT/oauth/v2/authorize?response_type=code&client_id=$WEB_CLIENT_ID&redirect_uri=$CALLBACK/callback&scope=openid%20profile%20email&state=demo&nonce=demo-$RANDOM&code_challenge=$CHALLENGE&code_challenge_method=S256"
+
 cat >>"$DEV_ENV" <<EOF
 # demo data (moto is in memory: valid until make dev stops)
 export DEMO_CLIENT_ID='$CLIENT_ID'
 export DEMO_CLIENT_SECRET='$CLIENT_SECRET'
 export DEMO_USERNAME='$DEMO_USER'
 export DEMO_PASSWORD='$DEMO_PASSWORD'
+export DEMO_WEB_CLIENT_ID='$WEB_CLIENT_ID'
+export DEMO_SIGN_IN_URL='$SIGN_IN_URL'
 EOF
+
+"$PY" "$ROOT/infra/scripts/dev-callback.py" "$CALLBACK_PORT" \
+    "http://127.0.0.1:$DEV_PORT/oauth/v2/token" "$WEB_CLIENT_ID" "$VERIFIER" &
+CALLBACK_PID=$!
 
 # --- 5. functions -----------------------------------------------------------------
 say "cargo lambda watch on 127.0.0.1:$DEV_PORT (log: ${WATCH_LOG#"$ROOT"/})"
@@ -135,7 +159,7 @@ WATCH_PID=$!
 
 # Ready when each function answers (the first request to a function starts it).
 deadline=$((SECONDS + 300))
-for probe in "GET /oauth/v2/jwks" "POST /oauth/v2/token" "GET /oauth/v2/tokeninfo"; do
+for probe in "GET /oauth/v2/jwks" "POST /oauth/v2/token" "GET /oauth/v2/tokeninfo" "GET /oauth/v2/authorize"; do
     until curl -s -o /dev/null --max-time 120 -X "${probe%% *}" "http://127.0.0.1:$DEV_PORT${probe#* }"; do
         kill -0 "$WATCH_PID" 2>/dev/null || { tail -n 30 "$WATCH_LOG" >&2; die "cargo lambda watch exited"; }
         ((SECONDS < deadline)) || { tail -n 30 "$WATCH_LOG" >&2; die "functions not ready after 300s"; }
@@ -153,6 +177,11 @@ Local stack is up.
   env         source .local/dev.env && cargo run -p oauthctl -- client list
   demo client $CLIENT_ID / $CLIENT_SECRET
   demo user   $DEMO_USER / $DEMO_PASSWORD
+
+Sign in with a browser (authorization code + PKCE; the demo app on $CALLBACK exchanges the
+code and shows the tokens and the curl command that does it by hand):
+  $SIGN_IN_URL
+  sign out:   http://127.0.0.1:$DEV_PORT/oauth/v2/logout?client_id=$WEB_CLIENT_ID&post_logout_redirect_uri=$CALLBACK/signed-out
 
 Try (paste as they are):
   # client_credentials, client_secret_basic
