@@ -1,4 +1,4 @@
-"""Checks of template.yaml against SPEC §2, §3, §7 and §11.
+"""Checks of template.yaml against SPEC §2, §3, §7, §11 and §12.
 
 Run by infra/scripts/check-template.sh (in .venv-sam, which has PyYAML and
 aws-sam-translator). TEMPLATE=path overrides the template, so a mutated copy
@@ -27,6 +27,7 @@ FUNCTIONS = {  # logical id -> cargo-lambda binary
     "TokenFunction": "token",
     "TokenInfoFunction": "tokeninfo",
     "DiscoveryFunction": "discovery",
+    "AuthorizeFunction": "authorize",
 }
 
 
@@ -47,6 +48,15 @@ CONDITIONS = {
         leading_keys("rfam#", "lock#user#", "lock#client#", "code#"),
     # Introspection counts failed client authentications and may write nothing else.
     ("TokenInfoFunction", "dynamodb:UpdateItem"): leading_keys("lock#client#"),
+    # Browser sign-in (SPEC §12): login transactions, sessions, codes and consent; logout
+    # buries the session's refresh families (bury_family: PutItem, attribute_not_exists) ...
+    ("AuthorizeFunction", "dynamodb:PutItem"):
+        leading_keys("authz#", "sess#", "code#", "consent#", "rfam#"),
+    # ... a form completes once (finish_transaction), a login or logout ends a session ...
+    ("AuthorizeFunction", "dynamodb:DeleteItem"): leading_keys("authz#", "sess#"),
+    # ... a session slides (touch_session) and lists its families (add_session_family), the
+    # login form counts failures per username, and logout revokes existing families.
+    ("AuthorizeFunction", "dynamodb:UpdateItem"): leading_keys("sess#", "rfam#", "lock#user#"),
 }
 
 # Written by oauthctl alone (an operator with admin credentials): no function may write them,
@@ -72,6 +82,16 @@ ROUTES = {
     ("GET", "/oauth/.well-known/openid-configuration"): "DiscoveryFunction",
     ("GET", "/.well-known/oauth-authorization-server/oauth"): "DiscoveryFunction",
     ("GET", "/oauth/v2/jwks"): "DiscoveryFunction",
+    # SPEC §12: the authorization endpoint, seed 002's alias, the login and consent forms,
+    # RP-Initiated Logout.
+    ("GET", "/oauth/v2/authorize"): "AuthorizeFunction",
+    ("POST", "/oauth/v2/authorize"): "AuthorizeFunction",
+    ("GET", "/oauth/v2/ui/authorize"): "AuthorizeFunction",
+    ("POST", "/oauth/v2/ui/authorize"): "AuthorizeFunction",
+    ("POST", "/oauth/v2/authorize/login"): "AuthorizeFunction",
+    ("POST", "/oauth/v2/authorize/consent"): "AuthorizeFunction",
+    ("GET", "/oauth/v2/logout"): "AuthorizeFunction",
+    ("POST", "/oauth/v2/logout"): "AuthorizeFunction",
 }
 
 # SPEC §11: action -> resource, per function; nothing else.
@@ -92,11 +112,30 @@ IAM = {
     "DiscoveryFunction": {
         "secretsmanager:GetSecretValue": SECRET_REF,
     },
+    # Reads are one BatchGetItem each (TokenRecords::read), never GetItem; the key set verifies
+    # a logout's id_token_hint.
+    "AuthorizeFunction": {
+        "dynamodb:BatchGetItem": TABLE_ARN,
+        "dynamodb:PutItem": TABLE_ARN,  # only under CONDITIONS above
+        "dynamodb:DeleteItem": TABLE_ARN,  # only under CONDITIONS above
+        "dynamodb:UpdateItem": TABLE_ARN,  # only under CONDITIONS above
+        "secretsmanager:GetSecretValue": SECRET_REF,
+    },
 }
 
 ENV_VARS = {"TABLE_NAME", "SIGNING_KEYS_SECRET_ID", "ISSUER", "ACCESS_TOKEN_ALG",
             "MAX_TOKEN_TTL", "KEY_CACHE_SECONDS", "API_KEY_HEADER", "LOCKOUT_THRESHOLD",
             "LOCKOUT_WINDOW_SECONDS"}
+
+# Read by the authorize function alone (sessions and the login page's look, SPEC §12):
+# variable -> the parameter that sets it.
+SIGN_IN_ENV_VARS = {
+    "SESSION_IDLE_SECONDS": "SessionIdleSeconds",
+    "SESSION_MAX_SECONDS": "SessionMaxSeconds",
+    "LOGIN_TITLE": "LoginTitle",
+    "LOGIN_LOGO_URL": "LoginLogoUrl",
+    "LOGIN_EXTRA_CSS": "LoginExtraCss",
+}
 
 
 # --- loading -----------------------------------------------------------------
@@ -266,7 +305,7 @@ def expected_write_prefixes(name):
 
 # --- functions (§1, §11) -------------------------------------------------------
 
-def test_exactly_three_functions(tpl):
+def test_exactly_four_functions(tpl):
     funcs = {k for k, v in tpl["Resources"].items()
              if v["Type"] in ("AWS::Serverless::Function", "AWS::Lambda::Function")}
     assert funcs == set(FUNCTIONS)
@@ -415,7 +454,8 @@ def test_function_environment(tpl, name):
 
 
 @pytest.mark.parametrize("param", ["MaxTokenTtl", "KeyCacheSeconds", "LockoutThreshold",
-                                   "LockoutWindowSeconds"])
+                                   "LockoutWindowSeconds", "SessionIdleSeconds",
+                                   "SessionMaxSeconds"])
 def test_numeric_settings_cannot_take_values_the_functions_reject(tpl, param):
     """Config::from_env refuses 0 and negatives for these: a deploy must not be able to pass
     a value that makes every cold start exit."""
@@ -431,6 +471,58 @@ def test_lockout_settings_are_parameters(tpl):
         env = function_props(tpl, name)["Environment"]["Variables"]
         assert env["LOCKOUT_THRESHOLD"] == {"Ref": "LockoutThreshold"}
         assert env["LOCKOUT_WINDOW_SECONDS"] == {"Ref": "LockoutWindowSeconds"}
+
+
+def test_sign_in_settings_reach_the_authorize_function_only(tpl):
+    """SESSION_* and LOGIN_* are parameters of the authorize function alone (the others
+    neither read them nor should fail a cold start on them)."""
+    for name in FUNCTIONS:
+        env = function_props(tpl, name)["Environment"]["Variables"]
+        if name == "AuthorizeFunction":
+            assert {k: env.get(k) for k in SIGN_IN_ENV_VARS} == \
+                {k: {"Ref": p} for k, p in SIGN_IN_ENV_VARS.items()}
+        else:
+            assert not set(SIGN_IN_ENV_VARS) & set(env), name
+    # Globals' variables still reach it: SAM merges a function's Variables into them.
+    assert ENV_VARS <= set(function_props(tpl, "AuthorizeFunction")["Environment"]["Variables"])
+
+
+def test_sign_in_defaults_are_the_codes(tpl):
+    """Defaults as config.rs has them: Keycloak's 30 min idle / 10 h max; empty page settings,
+    which config.rs treats as unset (title "Sign in", no logo, no extra CSS)."""
+    params = tpl["Parameters"]
+    assert params["SessionIdleSeconds"]["Default"] == 1800
+    assert params["SessionMaxSeconds"]["Default"] == 36000
+    for name in ("LoginTitle", "LoginLogoUrl", "LoginExtraCss"):
+        assert params[name]["Type"] == "String" and params[name]["Default"] == "", name
+
+
+@pytest.mark.parametrize("url, allowed", [
+    ("", True),
+    ("https://cdn.example.com/logo.svg", True),
+    ("https://cdn.example.com:8443/a/logo.png?v=1&x=2", True),
+    ("http://cdn.example.com/logo.svg", False),
+    ("javascript:alert(1)", False),
+    ("//cdn.example.com/logo.svg", False),
+    ("https:///logo.svg", False),
+    ("https://", False),
+    ("https://cdn.example.com/a logo.svg", False),
+    ("data:image/svg+xml,<svg/>", False),
+])
+def test_logo_url_is_https_only(tpl, url, allowed):
+    """CloudFormation refuses a LoginLogoUrl the pages would drop (Branding::safe_logo_url shows
+    only an https:// URL with a host, and the CSP allows https images only)."""
+    param = tpl["Parameters"]["LoginLogoUrl"]
+    assert (re.fullmatch(param["AllowedPattern"], url) is not None) == allowed
+    assert len(url) <= param["MaxLength"]
+
+
+def test_translated_authorize_environment(translated):
+    """After the transform the authorize function has Globals' variables and its own."""
+    env = translated["Resources"]["AuthorizeFunction"]["Properties"]["Environment"]["Variables"]
+    assert ENV_VARS <= set(env), ENV_VARS - set(env)
+    for var, param in SIGN_IN_ENV_VARS.items():
+        assert env[var] == {"Ref": param}, var
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -548,6 +640,63 @@ def test_translated_routes(translated):
     assert seen == ROUTES
 
 
+# Which source file handles which function's routes (its `pub const *_PATH(S)`).
+ENDPOINT_SOURCES = {
+    "TokenFunction": "token.rs",
+    "TokenInfoFunction": "tokeninfo.rs",
+    "DiscoveryFunction": "discovery.rs",
+    "AuthorizeFunction": "authorize.rs",
+}
+
+_PATH_CONST = re.compile(r"pub const \w+_PATHS?\s*:[^=]*=\s*([^;]+);")
+
+
+def handler_paths(function):
+    """The paths a function's handler serves: its `pub const *_PATH` / `*_PATHS` literals."""
+    text = (REPO / "shared" / "src" / "endpoints" / ENDPOINT_SOURCES[function]).read_text()
+    paths = set()
+    for value in _PATH_CONST.findall(text):
+        paths |= set(re.findall(r'"(/[^"]*)"', value))
+    return paths
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_routes_are_the_paths_each_handler_serves(name):
+    """A path the code answers (shared/src/endpoints/<fn>.rs) reaches that function on AWS, and
+    the template sends a function no path its handler does not answer."""
+    paths = handler_paths(name)
+    assert paths, f"no path constants found for {name}"
+    for path in paths:
+        targets = {fn for (_, p), fn in ROUTES.items() if p == path}
+        assert targets == {name}, (path, targets)
+    assert {p for (_, p), fn in ROUTES.items() if fn == name} == paths
+
+
+def test_every_endpoint_discovery_advertises_is_routed():
+    """Each `{issuer}/…` URL in the metadata (discovery.rs) is a route (issuer = https://host/oauth)."""
+    text = (REPO / "shared" / "src" / "endpoints" / "discovery.rs").read_text()
+    advertised = {"/oauth" + rest for rest in re.findall(r'format!\("\{issuer\}(/[^"]*)"\)', text)}
+    assert {"/oauth/v2/authorize", "/oauth/v2/logout", "/oauth/v2/token"} <= advertised
+    routed = {path for _, path in ROUTES}
+    assert advertised <= routed, advertised - routed
+
+
+def test_local_router_agrees_with_the_template():
+    """`make dev`'s router (Cargo.toml, cargo lambda watch) has the template's paths, each sent
+    to the binary the template routes it to (with the template's methods where it names any)."""
+    import tomllib
+
+    cargo = tomllib.loads((REPO / "Cargo.toml").read_text())
+    router = cargo["workspace"]["metadata"]["lambda"]["watch"]["router"]
+    assert set(router) == {p for _, p in ROUTES}, set(router) ^ {p for _, p in ROUTES}
+    for path, target in router.items():
+        routed = {m: FUNCTIONS[fn] for (m, p), fn in ROUTES.items() if p == path}
+        if isinstance(target, str):  # every method
+            assert set(routed.values()) == {target}, (path, routed)
+        else:
+            assert {t["method"]: t["function"] for t in target} == routed, (path, routed)
+
+
 # --- concurrency ---------------------------------------------------------------
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -595,10 +744,13 @@ def test_secret(tpl):
 
 def test_outputs(tpl):
     outputs = tpl["Outputs"]
-    assert {"ApiUrl", "Issuer", "TokenEndpoint", "DiscoveryUrl", "TableName",
-            "SigningKeysSecretArn"} <= set(outputs)
+    assert {"ApiUrl", "Issuer", "TokenEndpoint", "AuthorizationEndpoint", "DiscoveryUrl",
+            "TableName", "SigningKeysSecretArn"} <= set(outputs)
     assert outputs["TableName"]["Value"] == {"Ref": TABLE}
     assert outputs["SigningKeysSecretArn"]["Value"] == SECRET_REF
     issuer = outputs["Issuer"]["Value"]["Fn::If"]
     assert issuer[0] == "HasIssuerUrl" and issuer[1] == {"Ref": "IssuerUrl"}
     assert issuer[2] == {"Fn::Sub": "${HttpApi.ApiEndpoint}/oauth"}
+    assert outputs["AuthorizationEndpoint"]["Value"] == {"Fn::If": [
+        "HasIssuerUrl", {"Fn::Sub": "${IssuerUrl}/v2/authorize"},
+        {"Fn::Sub": "${HttpApi.ApiEndpoint}/oauth/v2/authorize"}]}
