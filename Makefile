@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-dev: ## Local stack: moto + the three functions on 127.0.0.1:9000; prints curl examples
+dev: ## Local stack: moto + the four functions on 127.0.0.1:9000; prints curl examples
 	infra/scripts/dev.sh
 
 sam-local: ## The template under sam local start-api (Docker, x86_64) on 127.0.0.1:3000; prints curl examples
@@ -23,7 +23,7 @@ lint: ## rustfmt and clippy, warnings are errors
 	# The domain without the AWS adapters and lambda glue (what the fuzz build compiles).
 	cargo clippy -p shared --lib --no-default-features --locked -- -D warnings
 
-build: ## Release arm64 zips of the three functions (target/lambda/*/bootstrap.zip)
+build: ## Release arm64 zips of the four functions (target/lambda/*/bootstrap.zip)
 	infra/scripts/venv.sh
 	cargo lambda build --release --arm64 --output-format zip
 	@ls -l target/lambda/*/bootstrap.zip

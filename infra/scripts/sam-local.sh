@@ -425,8 +425,9 @@ SAM_PID=$!
 echo "$SAM_PID" >"$SAM_PIDFILE"
 
 # Ready when every function answers as it should: the JWKS (Secrets Manager reached), an
-# unknown client's token request (DynamoDB reached), GET tokeninfo without a token. A 502 is
-# SAM's answer for a function that failed to start or answer.
+# unknown client's token request (DynamoDB reached), GET tokeninfo without a token, an unknown
+# client's authorization request (the error page, after its DynamoDB read). A 502 is SAM's
+# answer for a function that failed to start or answer.
 B="http://127.0.0.1:$PORT"
 deadline=$((SECONDS + READY_TIMEOUT))
 probe() {  # expected status, curl arguments...
@@ -443,6 +444,7 @@ probe() {  # expected status, curl arguments...
 probe 200 "$B/oauth/v2/jwks"
 probe 401 -u no-such-client:x -d grant_type=client_credentials "$B/oauth/v2/token"
 probe 400 "$B/oauth/v2/tokeninfo"
+probe 400 "$B/oauth/v2/authorize?client_id=no-such-client"
 say "sam local ready after $(elapsed) ($(docker_ ps -q | wc -l) containers running)"
 
 # Warm latency through sam local: client_credentials, sequential, after 3 warm-up requests.
