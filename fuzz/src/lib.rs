@@ -1,4 +1,4 @@
-//! What both fuzz targets share, on top of the project's one fixture set (`shared::testing`):
+//! What the fuzz targets share, on top of the project's one fixture set (`shared::testing`):
 //! an ES256-only key set (no RSA generation under a sanitizer), its configuration, and a fresh
 //! in-memory store per input, so every input is reproducible on its own (no failure counters
 //! or families carried over from earlier inputs).
@@ -35,4 +35,18 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_time()
         .build()
         .unwrap()
+}
+
+/// Where client `web` may return after logout.
+pub const AFTER_LOGOUT_URI: &str = "https://app.example.com/bye";
+
+/// A store with browser client `web` (authorization_code, consent asked, redirect URI
+/// `shared::testing::REDIRECT_URI`, post-logout URI `AFTER_LOGOUT_URI`) and no user.
+pub fn browser_store() -> MemoryStore {
+    let store = MemoryStore::default();
+    let mut web = shared::testing::client("web", &[GrantType::AuthorizationCode]);
+    web.consent = true;
+    web.post_logout_redirect_uris = vec![AFTER_LOGOUT_URI.to_owned()];
+    store.put_client(web);
+    store
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make fuzz`: bounded coverage-guided fuzzing of the token endpoint's request handling
+# `make fuzz`: bounded coverage-guided fuzzing of the functions' request handling
 # (cargo-fuzz + libFuzzer on the nightly toolchain). FUZZ_SECONDS bounds the run (default 120).
 # Exits non-zero when libFuzzer finds a crash (the input is kept in fuzz/artifacts/).
 # The corpus (fuzz/corpus, gitignored) grows across runs.
@@ -9,7 +9,7 @@ cd "$ROOT/fuzz"
 rustup run nightly rustc --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null 2>&1 || cargo +nightly install cargo-fuzz --locked
 seconds="${FUZZ_SECONDS:-120}"
-mkdir -p "$ROOT/.local" corpus/token_request corpus/tokeninfo_request
+mkdir -p "$ROOT/.local" corpus/token_request corpus/tokeninfo_request corpus/authorize_request
 : >"$ROOT/.local/fuzz.log"
 # Seeds: the request shapes of the seeds. token_request: two selector bytes (content type,
 # path), an Authorization line, the body.
@@ -23,7 +23,14 @@ printf '\x00Basic YXBwOlZkMm1RMW84Y1g0eVo3Yk4wYVI1dFUzd0U2aEo5a0wycFM0Zkc4ZEExcU
 printf '\x01Basic YXBwOlZkMm1RMW84Y1g0eVo3Yk4wYVI1dFUzd0U2aEo5a0wycFM0Zkc4ZEExcUM=\n{"token":"@TOKEN@","token_type_hint":"access_token"}' >corpus/tokeninfo_request/introspect_json
 printf '\x02\naccess_token=@TOKEN@' >corpus/tokeninfo_request/tokeninfo_get
 printf '\x03Bearer @TOKEN@\n' >corpus/tokeninfo_request/userinfo
-for target in token_request tokeninfo_request; do
+# authorize_request: one selector byte (route), a Cookie line, the body or query.
+printf '\x00\nresponse_type=code&client_id=web&redirect_uri=https%%3A%%2F%%2Fapp.example.com%%2Fcb&scope=openid&state=s&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256' >corpus/authorize_request/authorize
+printf '\x01\nresponse_type=code&client_id=web&redirect_uri=https%%3A%%2F%%2Fapp.example.com%%2Fcb&prompt=none&response_mode=form_post&state=s' >corpus/authorize_request/authorize_post
+printf '\x03__Host-oauth-session=AAAA\ntransaction=t&csrf_token=c&username=alice&password=pw' >corpus/authorize_request/login
+printf '\x04__Host-oauth-session=AAAA\ntransaction=t&csrf_token=c&decision=allow' >corpus/authorize_request/consent
+printf '\x05__Host-oauth-session=AAAA\nclient_id=web&post_logout_redirect_uri=https%%3A%%2F%%2Fapp.example.com%%2Fbye&state=s' >corpus/authorize_request/logout
+printf '\x06__Host-oauth-session=AAAA\nid_token_hint=eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.e30.sig&csrf_token=x' >corpus/authorize_request/logout_post
+for target in token_request tokeninfo_request authorize_request; do
     echo "==> $target: ${seconds}s" | tee -a "$ROOT/.local/fuzz.log"
     cargo +nightly fuzz run "$target" "corpus/$target" -- \
         -max_total_time="$seconds" -max_len=20000 -print_final_stats=1 2>&1 |
