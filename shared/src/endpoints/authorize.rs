@@ -137,6 +137,10 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
         }
     }
 
+    fn error_page(&self, message: &str) -> ApiResponse {
+        page::error_page(&self.config.branding, message)
+    }
+
     pub async fn handle(&self, request: &ApiRequest) -> ApiResponse {
         let path = request.path.trim_end_matches('/');
         let get = request.method == http::Method::GET;
@@ -148,10 +152,7 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
             }
             p if AUTHORIZE_PATHS.contains(&p) && post => match form_fields(request) {
                 Some(raw) => self.authorize(request, raw).await,
-                None => Ok(page::error_page(
-                    &self.config.branding,
-                    messages::REQUEST_REJECTED,
-                )),
+                None => Ok(self.error_page(messages::REQUEST_REJECTED)),
             },
             LOGIN_PATH if post => self.login(request).await,
             CONSENT_PATH if post => self.consent(request).await,
@@ -161,10 +162,7 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
             }
             LOGOUT_PATH if post => match form_fields(request) {
                 Some(raw) => self.logout(request, raw).await,
-                None => Ok(page::error_page(
-                    &self.config.branding,
-                    messages::INVALID_LOGOUT,
-                )),
+                None => Ok(self.error_page(messages::INVALID_LOGOUT)),
             },
             p if AUTHORIZE_PATHS.contains(&p) || p == LOGOUT_PATH => {
                 return ApiResponse::method_not_allowed("GET, POST");
@@ -174,7 +172,7 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
         };
         result.unwrap_or_else(|error| match error {
             OAuthError::TemporarilyUnavailable => error.into_response(),
-            _ => page::error_page(&self.config.branding, messages::REQUEST_REJECTED),
+            _ => self.error_page(messages::REQUEST_REJECTED),
         })
     }
 
@@ -306,17 +304,9 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
             })
             .await?;
         let Some(client) = found.client.filter(|c| c.enabled) else {
-            return Ok(page::error_page(
-                &self.config.branding,
-                messages::INVALID_CLIENT_OR_REDIRECT_URI,
-            ));
+            return Ok(self.error_page(messages::INVALID_CLIENT_OR_REDIRECT_URI));
         };
-        let scopes: Vec<String> = transaction
-            .scope
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let scopes = transaction.scopes();
         let consented = found.consent.is_some_and(|c| c.covers(&scopes));
         if client.consent && (transaction.ask_consent || !consented) {
             if prompt_none {
@@ -376,7 +366,7 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
         let family_id = RefreshToken::new_family(&account.user_id).family_id;
         // Listed under the session before the code exists, so logout revokes it; a session
         // already ended gets no code. OIDC Core §11: `offline_access` outlives the session.
-        let offline = transaction.scope.split(' ').any(|s| s == "offline_access");
+        let offline = transaction.scopes().iter().any(|s| s == "offline_access");
         if !offline
             && !self
                 .store
@@ -416,12 +406,13 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
         Ok(reply(&reply_to, &params))
     }
 
-    /// The transaction a form names, if it is live and the form's CSRF token is its own.
-    async fn form_transaction(
+    /// The transaction a form names, if it is live and the form's CSRF token is its own,
+    /// read in one batch with the other records the form needs (`also`).
+    async fn form_transaction<'a>(
         &self,
         request: &ApiRequest,
-        fields: &RawRequest,
-        login: Option<&str>,
+        fields: &'a RawRequest,
+        also: Wanted<'a>,
     ) -> Result<Option<(LoginTransaction, crate::storage::Found)>, OAuthError> {
         let issuer = issuer(&self.config, request)?;
         let (Some(id), Some(csrf)) = (fields.get("transaction"), fields.get("csrf_token")) else {
@@ -434,8 +425,7 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
             .store
             .read(Wanted {
                 transaction: Some(id),
-                login,
-                ..Wanted::default()
+                ..also
             })
             .await?;
         let now = crate::now_epoch();
@@ -451,20 +441,23 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
         let now = crate::now_epoch();
         let issuer = issuer(&self.config, request)?;
         let Some(fields) = form_fields(request) else {
-            return Ok(page::error_page(
-                &self.config.branding,
-                messages::REQUEST_REJECTED,
-            ));
+            return Ok(self.error_page(messages::REQUEST_REJECTED));
         };
         let username = fields.get("username").unwrap_or_default().to_owned();
         let password = fields.get("password").unwrap_or_default().to_owned();
         let login_key = username_key(&username);
-        let Some((transaction, found)) = self.form_transaction(request, &fields, login_key).await?
+        let Some((transaction, found)) = self
+            .form_transaction(
+                request,
+                &fields,
+                Wanted {
+                    login: login_key,
+                    ..Wanted::default()
+                },
+            )
+            .await?
         else {
-            return Ok(page::error_page(
-                &self.config.branding,
-                messages::TRANSACTION_EXPIRED,
-            ));
+            return Ok(self.error_page(messages::TRANSACTION_EXPIRED));
         };
         // The password grant's lockout and equal work (SPEC §12): one counter, one answer.
         let user = verify_counted(
@@ -490,10 +483,7 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
         };
         // A form completes once (a double submit, or a replayed POST, finds it gone).
         if !self.store.finish_transaction(&transaction.id).await? {
-            return Ok(page::error_page(
-                &self.config.branding,
-                messages::TRANSACTION_EXPIRED,
-            ));
+            return Ok(self.error_page(messages::TRANSACTION_EXPIRED));
         }
         // A new session id at every login (no fixation).
         let secret = random_secret();
@@ -524,30 +514,18 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
         let now = crate::now_epoch();
         let issuer = issuer(&self.config, request)?;
         let Some(fields) = form_fields(request) else {
-            return Ok(page::error_page(
-                &self.config.branding,
-                messages::REQUEST_REJECTED,
-            ));
+            return Ok(self.error_page(messages::REQUEST_REJECTED));
         };
         let cookie_hash = session_secret(request).map(|c| sha256_b64(c.as_bytes()));
-        let Some((transaction, _)) = self.form_transaction(request, &fields, None).await? else {
-            return Ok(page::error_page(
-                &self.config.branding,
-                messages::TRANSACTION_EXPIRED,
-            ));
+        let also = Wanted {
+            session: cookie_hash.as_deref(),
+            ..Wanted::default()
         };
-        let session = match &cookie_hash {
-            Some(hash) => {
-                self.store
-                    .read(Wanted {
-                        session: Some(hash),
-                        ..Wanted::default()
-                    })
-                    .await?
-                    .session
-            }
-            None => None,
+        let Some((transaction, found)) = self.form_transaction(request, &fields, also).await?
+        else {
+            return Ok(self.error_page(messages::TRANSACTION_EXPIRED));
         };
+        let session = found.session;
         let reply_to = reply_to_of(&transaction);
         // Consent belongs to the session's user: without a live session, sign in again.
         let Some(session) = session.filter(|s| s.live(now)) else {
@@ -558,10 +536,7 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
             ));
         };
         if !self.store.finish_transaction(&transaction.id).await? {
-            return Ok(page::error_page(
-                &self.config.branding,
-                messages::TRANSACTION_EXPIRED,
-            ));
+            return Ok(self.error_page(messages::TRANSACTION_EXPIRED));
         }
         if fields.get("decision") != Some("allow") {
             return Ok(reply_error(
@@ -570,12 +545,7 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
                 &issuer,
             ));
         }
-        let scopes = transaction
-            .scope
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let scopes = transaction.scopes();
         self.store
             .put_consent(&Consent {
                 user_id: session.user_id.clone(),
@@ -596,12 +566,7 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
     ) -> Result<ApiResponse, OAuthError> {
         let now = crate::now_epoch();
         let issuer = issuer(&self.config, request)?;
-        let invalid = || {
-            Ok(page::error_page(
-                &self.config.branding,
-                messages::INVALID_LOGOUT,
-            ))
-        };
+        let invalid = || Ok(self.error_page(messages::INVALID_LOGOUT));
         if raw.any_repeated() {
             return invalid();
         }

@@ -288,6 +288,17 @@ pub struct LoginTransaction {
     pub exp: i64,
 }
 
+impl LoginTransaction {
+    /// The scopes the request was granted (checked when the transaction began).
+    pub fn scopes(&self) -> Vec<String> {
+        self.scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
 /// A browser session (`sess#<SHA-256 of the cookie's secret>`): who signed in, when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BrowserSession {
