@@ -14,6 +14,7 @@ import threading
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.common.security import generate_token
@@ -71,6 +72,7 @@ def _rp(stack, client):
                          scope="openid profile email", code_challenge_method="S256")
 
 
+@pytest.mark.sam_local
 def test_authlib_signs_a_user_in_through_the_login_page(stack):
     client, user = _browser_client(stack), make_user(stack, claims={"email": "e@example.org"})
     rp = _rp(stack, client)
@@ -211,6 +213,7 @@ def _logout(stack, params, cookie, method="GET", **headers):
                          timeout=60, allow_redirects=False)
 
 
+@pytest.mark.sam_local
 def test_logout_with_a_hint_ends_the_session_and_its_tokens(stack):
     # GIVEN a user signed in through the login page, holding tokens
     client, user = _logout_client(stack), make_user(stack)
@@ -253,3 +256,56 @@ def test_logout_without_a_hint_asks_and_an_unregistered_return_is_refused(stack)
                         cookie, method="POST", **{"Sec-Fetch-Site": "same-origin"})
     assert confirmed.status_code == 200 and "signed out" in confirmed.text, confirmed.text
     assert "error=login_required" in _silent(stack, client, cookie)
+
+
+_CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"  # RFC 7636 Appendix B
+
+
+@pytest.mark.parametrize("change, error", [
+    ({"response_type": None}, "invalid_request"),
+    ({"scope": ["openid", "openid email"]}, "invalid_request"),  # a repeated parameter
+    ({"response_type": "token"}, "unsupported_response_type"),
+    ({"scope": "openid admin"}, "invalid_scope"),
+    ({"code_challenge": None}, "invalid_request"),
+    ({"code_challenge_method": "plain"}, "invalid_request"),
+    ({"code_challenge_method": None}, "invalid_request"),
+    ({"prompt": "none login"}, "invalid_request"),
+    ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
+    ({"request_uri": "urn:ietf:params:oauth:request_uri:x"}, "request_uri_not_supported"),
+    ({"prompt": "none"}, "login_required"),
+    ({"max_age": "soon"}, "invalid_request"),
+    ({"response_mode": "fragment"}, "invalid_request"),
+])
+def test_each_refusal_after_the_redirect_check_goes_back_to_the_client(stack, change, error):
+    # GIVEN a well-formed authorization request of a registered browser client
+    client = _browser_client(stack)
+    params = {"response_type": "code", "client_id": client["client_id"], "redirect_uri": REDIRECT,
+              "scope": "openid", "state": "st 1/2", "code_challenge": _CHALLENGE,
+              "code_challenge_method": "S256"}
+    # WHEN one thing about it is wrong
+    for name, value in change.items():
+        if value is None:
+            params.pop(name)
+        else:
+            params[name] = value
+    resp = requests.get(stack.base_url + "/oauth/v2/authorize", params=params, timeout=60,
+                        allow_redirects=False)
+    # THEN the error goes to the redirect URI with the exact state and our iss (RFC 9207)
+    assert resp.status_code == 303, resp.text
+    location = resp.headers["Location"]
+    assert location.startswith(REDIRECT + "?"), location
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+    assert query["error"] == error, query
+    assert query["state"] == "st 1/2" and query["iss"] == stack.issuer, query
+    assert "code" not in query
+
+
+def test_a_client_without_the_grant_is_unauthorized_at_the_authorization_endpoint(stack):
+    client = make_client(stack, grants=("client_credentials",), scopes=("openid",),
+                         redirect_uris=(REDIRECT,))
+    resp = requests.get(stack.base_url + "/oauth/v2/authorize", timeout=60, allow_redirects=False,
+                        params={"response_type": "code", "client_id": client["client_id"],
+                                "redirect_uri": REDIRECT, "state": "s",
+                                "code_challenge": _CHALLENGE, "code_challenge_method": "S256"})
+    assert resp.status_code == 303, resp.text
+    assert "error=unauthorized_client" in resp.headers["Location"]
