@@ -117,3 +117,45 @@ pub fn config_or_exit() -> crate::config::Config {
         }
     }
 }
+
+/// The rotation function's run loop: each Secrets Manager rotation event runs one step
+/// (`keys::secret_rotation`); a failed step fails the invocation, which is what tells Secrets
+/// Manager the rotation failed (AWSCURRENT stays where it was).
+#[cfg(feature = "aws")]
+pub async fn serve_rotation(
+    client: aws_sdk_secretsmanager::Client,
+    config: crate::config::Config,
+) -> Result<(), Error> {
+    use crate::keys::KeyPolicy;
+    use crate::keys::secret_rotation::{RotationContext, RotationEvent, run_step};
+    use crate::storage::secrets::SecretsRotation;
+    use lambda_http::lambda_runtime::{self, LambdaEvent};
+
+    let local = KeyPolicy {
+        key_cache_seconds: config.key_cache.as_secs() as i64,
+        max_token_ttl: config.max_token_ttl,
+    };
+    let client = &client;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<RotationEvent>| async move {
+            let event = event.payload;
+            let secret = SecretsRotation::new(client.clone(), &event.secret_id);
+            let ctx = RotationContext {
+                now: crate::now_epoch(),
+                jwks_max_age: crate::endpoints::discovery::MAX_AGE_SECONDS as i64,
+                local,
+            };
+            match run_step(&secret, &event, ctx).await {
+                Ok(outcome) => {
+                    tracing::info!(step = ?event.step, ?outcome, "rotation step done");
+                    Ok(())
+                }
+                Err(error) => {
+                    tracing::error!(step = ?event.step, %error, "rotation step failed");
+                    Err(Error::from(error.to_string()))
+                }
+            }
+        },
+    ))
+    .await
+}

@@ -700,3 +700,148 @@ async fn burying_a_family_revokes_it_whether_or_not_it_exists_yet() {
             .revoked
     );
 }
+
+#[tokio::test]
+#[ignore = "needs moto: run through make test"]
+async fn secrets_manager_rotation_steps_stage_and_promote_versions() {
+    use shared::keys::secret_rotation::{
+        RotationContext, RotationError, RotationEvent, SecretVersions, Step, StepOutcome, run_step,
+    };
+    use shared::storage::secrets::SecretsRotation;
+    let sdk = sdk_config().await;
+    let client = aws_sdk_secretsmanager::Client::new(&sdk);
+    let name = unique("rotated-keys");
+    let source = SecretsKeySource::new(client.clone(), name.clone());
+    source.create_if_missing().await.unwrap();
+    let mut doc = KeySetDocument::default();
+    ensure_keys(&mut doc, Alg::Rs256, 0).unwrap();
+    let before = serde_json::to_string(&doc).unwrap();
+    source.store(&before).await.unwrap();
+    // Rotation on, without running one now (moto: no Lambda to call; the value is kept).
+    client
+        .rotate_secret()
+        .secret_id(&name)
+        .rotate_immediately(false)
+        .rotation_rules(
+            aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                .automatically_after_days(30)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // moto, with no Lambda to call, labels a copy without the value AWSCURRENT: put it back.
+    source.store(&before).await.unwrap();
+    let secret = SecretsRotation::new(client.clone(), name.clone());
+    let ctx = RotationContext {
+        now: 30 * 86_400,
+        jwks_max_age: 300,
+        local: shared::keys::KeyPolicy {
+            key_cache_seconds: 300,
+            max_token_ttl: 3600,
+        },
+    };
+    let step = |token: &str, step| RotationEvent {
+        secret_id: name.clone(),
+        token: token.to_owned(),
+        step,
+    };
+    let token = uuid::Uuid::new_v4().to_string();
+    let staged = run_step(&secret, &step(&token, Step::Create), ctx)
+        .await
+        .unwrap();
+    assert!(matches!(staged, StepOutcome::Staged(_)), "{staged:?}");
+    let versions = secret.stages().await.unwrap().versions;
+    let labels = &versions.iter().find(|(id, _)| *id == token).unwrap().1;
+    assert_eq!(labels, &["AWSPENDING"]);
+    assert!(
+        source.load().await.unwrap().as_deref() == Some(before.as_str()),
+        "AWSCURRENT untouched until finishSecret"
+    );
+    assert_eq!(
+        run_step(&secret, &step(&token, Step::Create), ctx)
+            .await
+            .unwrap(),
+        StepOutcome::AlreadyDone
+    );
+    for s in [Step::Set, Step::Test] {
+        assert_eq!(
+            run_step(&secret, &step(&token, s), ctx).await.unwrap(),
+            StepOutcome::Checked
+        );
+    }
+    assert_eq!(
+        run_step(&secret, &step(&token, Step::Finish), ctx)
+            .await
+            .unwrap(),
+        StepOutcome::Finished
+    );
+    let after = KeySetDocument::parse(&source.load().await.unwrap().unwrap()).unwrap();
+    assert_eq!(
+        after.active(Alg::Rs256).unwrap().kid,
+        doc.keys
+            .iter()
+            .find(|k| k.status == shared::keys::KeyStatus::Next)
+            .unwrap()
+            .kid,
+        "the next key signs"
+    );
+    assert_eq!(
+        run_step(&secret, &step(&token, Step::Finish), ctx)
+            .await
+            .unwrap(),
+        StepOutcome::AlreadyDone
+    );
+
+    // A pending set that does not test leaves AWSCURRENT as it was.
+    let current = source.load().await.unwrap().unwrap();
+    let broken = uuid::Uuid::new_v4().to_string();
+    secret.put_pending(&broken, "{\"keys\":[]}").await.unwrap();
+    let tested = run_step(&secret, &step(&broken, Step::Test), ctx).await;
+    assert!(tested.is_err(), "{tested:?}");
+    assert!(
+        source.load().await.unwrap().unwrap() == current,
+        "AWSCURRENT unchanged"
+    );
+
+    // An oauthctl rotation between createSecret and finishSecret is never undone.
+    let racing = uuid::Uuid::new_v4().to_string();
+    run_step(&secret, &step(&racing, Step::Create), ctx)
+        .await
+        .unwrap();
+    let by_hand = before.clone();
+    let rotated = secret
+        .at_stage("AWSCURRENT")
+        .await
+        .unwrap()
+        .unwrap()
+        .version_id;
+    let put = client
+        .put_secret_value()
+        .secret_id(&name)
+        .secret_string(&by_hand)
+        .send()
+        .await
+        .unwrap();
+    // What AWS does on that put, and moto does not once a stage was moved by
+    // UpdateSecretVersionStage (it relabels its "default" version and leaves AWSCURRENT on
+    // the rotated one too, measured): AWSCURRENT moves to the new version.
+    client
+        .update_secret_version_stage()
+        .secret_id(&name)
+        .version_stage("AWSCURRENT")
+        .move_to_version_id(put.version_id().unwrap())
+        .remove_from_version_id(&rotated)
+        .send()
+        .await
+        .unwrap();
+    let refused = run_step(&secret, &step(&racing, Step::Finish), ctx).await;
+    assert!(
+        matches!(refused, Err(RotationError::CurrentMoved)),
+        "{refused:?}"
+    );
+    assert!(
+        source.load().await.unwrap().unwrap() == by_hand,
+        "the operator's set stays"
+    );
+}

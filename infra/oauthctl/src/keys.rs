@@ -56,7 +56,12 @@ async fn load(admin: &Admin) -> Result<KeySetDocument, String> {
 }
 
 async fn save(admin: &Admin, doc: &KeySetDocument) -> Result<(), String> {
-    let text = serde_json::to_string(doc).map_err(|e| e.to_string())?;
+    // A set written here is nobody's rotation in progress.
+    let doc = KeySetDocument {
+        built_from: None,
+        ..doc.clone()
+    };
+    let text = serde_json::to_string(&doc).map_err(|e| e.to_string())?;
     admin.keys.store(&text).await.map_err(store_error)
 }
 

@@ -147,7 +147,7 @@ mod tests {
     fn doc_text() -> String {
         let doc = KeySetDocument {
             keys: vec![generate_key(Alg::Es256, KeyStatus::Active, 0).unwrap()],
-            policy: None,
+            ..KeySetDocument::default()
         };
         serde_json::to_string(&doc).unwrap()
     }

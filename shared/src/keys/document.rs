@@ -12,6 +12,10 @@ pub struct KeySetDocument {
     /// operator's shell, the rotation function) uses the deployed values, not its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<KeyPolicy>,
+    /// On a set staged by the rotation function: the version id it was derived from, so the
+    /// rotation can tell whether AWSCURRENT moved meanwhile (`keys::secret_rotation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_from: Option<String>,
 }
 
 /// The functions' `KEY_CACHE_SECONDS` and `MAX_TOKEN_TTL` as deployed.

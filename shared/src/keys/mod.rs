@@ -5,6 +5,7 @@ mod cache;
 mod document;
 mod generate;
 pub mod rotation;
+pub mod secret_rotation;
 mod signer;
 
 pub use cache::{KeyCache, KeySource};

@@ -99,6 +99,46 @@ pub fn rotate(
     })
 }
 
+/// What one automatic rotation did to each algorithm of the set.
+#[derive(Debug, Default, PartialEq)]
+pub struct SetRotation {
+    /// Algorithms whose `next` key now signs.
+    pub promoted: Vec<Alg>,
+    /// Algorithms whose `next` was too young to sign: it stays published (a missing one is
+    /// created), and the next rotation promotes it.
+    pub published_only: Vec<Alg>,
+    pub pruned: Vec<String>,
+}
+
+/// A rotation of every algorithm in the set (the rotation function, SPEC §6): next → active,
+/// active → retired and a fresh next where `next` is old enough; elsewhere only a next is
+/// ensured. Retired keys past their retention are pruned either way.
+pub fn rotate_all(
+    doc: &mut KeySetDocument,
+    now: i64,
+    policy: RotationPolicy,
+) -> Result<SetRotation, String> {
+    let mut outcome = SetRotation::default();
+    for alg in Alg::ALL {
+        if !doc.keys.iter().any(|k| k.alg == alg) {
+            continue;
+        }
+        let ready = doc.keys.iter().any(|k| {
+            k.alg == alg && k.status == KeyStatus::Next && now - k.created_at >= policy.min_next_age
+        });
+        if ready {
+            let report = rotate(doc, alg, now, false, policy)?;
+            outcome.pruned.extend(report.pruned);
+            outcome.promoted.push(alg);
+        } else {
+            ensure_keys(doc, alg, now)?;
+            outcome.published_only.push(alg);
+        }
+    }
+    outcome.pruned.extend(prune(doc, now, policy));
+    Ok(outcome)
+}
+
 /// Removes retired keys whose every token has expired; returns their kids.
 pub fn prune(doc: &mut KeySetDocument, now: i64, policy: RotationPolicy) -> Vec<String> {
     let expired = |k: &KeyEntry| {
@@ -175,6 +215,38 @@ mod tests {
         // A next key old enough for the shell's cache but not the deployed one stays next.
         ensure_keys(&mut doc, Alg::Es256, 0).unwrap();
         assert!(rotate(&mut doc, Alg::Es256, 700, false, policy).is_err());
+    }
+
+    #[test]
+    fn an_automatic_rotation_promotes_only_next_keys_old_enough() {
+        let mut doc = KeySetDocument::default();
+        ensure_keys(&mut doc, Alg::Rs256, 0).unwrap();
+        ensure_keys(&mut doc, Alg::Es256, 500).unwrap();
+        let rs_next = doc
+            .keys
+            .iter()
+            .find(|k| k.alg == Alg::Rs256 && k.status == KeyStatus::Next)
+            .unwrap()
+            .kid
+            .clone();
+        let es_active = doc.active(Alg::Es256).unwrap().kid.clone();
+        let outcome = rotate_all(&mut doc, 700, POLICY).unwrap();
+        assert_eq!(outcome.promoted, [Alg::Rs256]);
+        assert_eq!(
+            outcome.published_only,
+            [Alg::Es256],
+            "its next is 200 s old"
+        );
+        assert_eq!(doc.active(Alg::Rs256).unwrap().kid, rs_next);
+        assert_eq!(doc.active(Alg::Es256).unwrap().kid, es_active);
+        assert!(
+            !doc.keys.iter().any(|k| k.alg == Alg::EdDsa),
+            "an algorithm the set does not use is not added"
+        );
+        // Much later both rotate and the first retired RS256 key goes.
+        let outcome = rotate_all(&mut doc, 700 + 1001, POLICY).unwrap();
+        assert_eq!(outcome.promoted, [Alg::Rs256, Alg::Es256]);
+        assert_eq!(outcome.pruned.len(), 1);
     }
 
     #[test]

@@ -208,7 +208,7 @@ mod tests {
     fn set_of(entries: Vec<crate::keys::KeyEntry>) -> Result<KeySet, String> {
         KeySet::from_document(&KeySetDocument {
             keys: entries,
-            policy: None,
+            ..KeySetDocument::default()
         })
     }
 

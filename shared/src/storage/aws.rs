@@ -36,6 +36,11 @@ pub(crate) fn aws_error_text<E: std::error::Error + 'static, R: std::fmt::Debug>
     aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string()
 }
 
+/// The Secrets Manager client alone (the rotation function), built once at cold start.
+pub async fn secrets_client() -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&load_sdk_config().await)
+}
+
 /// The production adapters, built once at cold start.
 pub async fn adapters(
     config: &crate::config::Config,

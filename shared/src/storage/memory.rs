@@ -315,3 +315,135 @@ impl SignInRecords for MemoryStore {
         Ok(())
     }
 }
+
+/// A secret's versions and staging labels in memory, with Secrets Manager's rules: one
+/// version per label, a `ClientRequestToken` names one value for good, and a plain write
+/// becomes AWSCURRENT at once.
+#[derive(Default, Clone)]
+pub struct MemorySecret {
+    inner: Arc<Mutex<SecretRecords>>,
+}
+
+#[derive(Default)]
+struct SecretRecords {
+    rotation_enabled: bool,
+    /// (version id, value, labels), oldest first.
+    versions: Vec<(String, String, Vec<String>)>,
+    writes: u64,
+}
+
+impl MemorySecret {
+    pub fn with_rotation(current: &str) -> Self {
+        let secret = Self::default();
+        secret.inner.lock().unwrap().rotation_enabled = true;
+        secret.put_current(current);
+        secret
+    }
+
+    /// What `oauthctl` does: a plain `PutSecretValue` (AWSCURRENT moves to it).
+    pub fn put_current(&self, text: &str) -> String {
+        let mut records = self.inner.lock().unwrap();
+        records.writes += 1;
+        let id = format!("v{}", records.writes);
+        Self::take_label(&mut records, "AWSCURRENT");
+        records
+            .versions
+            .push((id.clone(), text.to_owned(), vec!["AWSCURRENT".into()]));
+        id
+    }
+
+    pub fn current_text(&self) -> Option<String> {
+        let records = self.inner.lock().unwrap();
+        records
+            .versions
+            .iter()
+            .find(|(_, _, labels)| labels.iter().any(|l| l == "AWSCURRENT"))
+            .map(|(_, text, _)| text.clone())
+    }
+
+    fn take_label(records: &mut SecretRecords, label: &str) {
+        for (_, _, labels) in &mut records.versions {
+            labels.retain(|l| l != label);
+        }
+    }
+}
+
+impl crate::keys::secret_rotation::SecretVersions for MemorySecret {
+    async fn stages(&self) -> Result<crate::keys::secret_rotation::SecretStages, StoreError> {
+        let records = lock(&self.inner)?;
+        Ok(crate::keys::secret_rotation::SecretStages {
+            rotation_enabled: records.rotation_enabled,
+            versions: records
+                .versions
+                .iter()
+                .map(|(id, _, labels)| (id.clone(), labels.clone()))
+                .collect(),
+        })
+    }
+
+    async fn at_stage(
+        &self,
+        stage: &str,
+    ) -> Result<Option<crate::keys::secret_rotation::SecretVersion>, StoreError> {
+        Ok(lock(&self.inner)?
+            .versions
+            .iter()
+            .find(|(_, _, labels)| labels.iter().any(|l| l == stage))
+            .map(
+                |(id, text, _)| crate::keys::secret_rotation::SecretVersion {
+                    version_id: id.clone(),
+                    text: text.clone(),
+                },
+            ))
+    }
+
+    async fn pending(&self, version_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.inner)?
+            .versions
+            .iter()
+            .find(|(id, _, labels)| id == version_id && labels.iter().any(|l| l == "AWSPENDING"))
+            .map(|(_, text, _)| text.clone()))
+    }
+
+    async fn put_pending(&self, version_id: &str, text: &str) -> Result<(), StoreError> {
+        let mut records = lock(&self.inner)?;
+        if let Some((_, existing, _)) = records.versions.iter().find(|(id, _, _)| id == version_id)
+        {
+            // Secrets Manager: the same token with another value is refused.
+            return if existing == text {
+                Ok(())
+            } else {
+                Err(StoreError::Unavailable(
+                    "PutSecretValue: ResourceExistsException".into(),
+                ))
+            };
+        }
+        Self::take_label(&mut records, "AWSPENDING");
+        records.versions.push((
+            version_id.to_owned(),
+            text.to_owned(),
+            vec!["AWSPENDING".into()],
+        ));
+        Ok(())
+    }
+
+    async fn make_current(&self, to: &str, from: &str) -> Result<(), StoreError> {
+        let mut records = lock(&self.inner)?;
+        let current_is_from = records
+            .versions
+            .iter()
+            .any(|(id, _, labels)| id == from && labels.iter().any(|l| l == "AWSCURRENT"));
+        if !current_is_from || !records.versions.iter().any(|(id, _, _)| id == to) {
+            return Err(StoreError::Unavailable(
+                "UpdateSecretVersionStage: InvalidParameterException".into(),
+            ));
+        }
+        Self::take_label(&mut records, "AWSCURRENT");
+        for (id, _, labels) in &mut records.versions {
+            if id == to {
+                labels.push("AWSCURRENT".into());
+            }
+        }
+        Ok(())
+    }
+}

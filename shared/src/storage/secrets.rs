@@ -7,6 +7,7 @@ use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
 use super::aws::aws_error_text;
 use crate::error::StoreError;
 use crate::keys::KeySource;
+use crate::keys::secret_rotation::{CURRENT, PENDING, SecretStages, SecretVersion, SecretVersions};
 
 pub struct SecretsKeySource {
     client: SecretsClient,
@@ -95,5 +96,112 @@ impl KeySource for SecretsKeySource {
                 aws_error_text(&e)
             ))),
         }
+    }
+}
+
+/// The signing-key secret's versions for the rotation function (its only writer on AWS).
+pub struct SecretsRotation {
+    client: SecretsClient,
+    secret_id: String,
+}
+
+impl SecretsRotation {
+    pub fn new(client: SecretsClient, secret_id: impl Into<String>) -> Self {
+        Self {
+            client,
+            secret_id: secret_id.into(),
+        }
+    }
+
+    async fn get(
+        &self,
+        version_id: Option<&str>,
+        stage: &str,
+    ) -> Result<Option<SecretVersion>, StoreError> {
+        let result = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .set_version_id(version_id.map(str::to_owned))
+            .version_stage(stage)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out.secret_string().map(|text| SecretVersion {
+                version_id: out.version_id().unwrap_or_default().to_owned(),
+                text: text.to_owned(),
+            })),
+            // No such version, or it does not carry that stage (or has no value yet).
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), GetSecretValueError::ResourceNotFoundException(_)) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(unavailable("GetSecretValue", &e)),
+        }
+    }
+}
+
+fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    call: &str,
+    error: &SdkError<E, R>,
+) -> StoreError {
+    StoreError::Unavailable(format!("{call}: {}", aws_error_text(error)))
+}
+
+impl SecretVersions for SecretsRotation {
+    async fn stages(&self) -> Result<SecretStages, StoreError> {
+        let out = self
+            .client
+            .describe_secret()
+            .secret_id(&self.secret_id)
+            .send()
+            .await
+            .map_err(|e| unavailable("DescribeSecret", &e))?;
+        let versions = out
+            .version_ids_to_stages()
+            .map(|map| map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        Ok(SecretStages {
+            rotation_enabled: out.rotation_enabled().unwrap_or(false),
+            versions,
+        })
+    }
+
+    async fn at_stage(&self, stage: &str) -> Result<Option<SecretVersion>, StoreError> {
+        self.get(None, stage).await
+    }
+
+    async fn pending(&self, version_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get(Some(version_id), PENDING)
+            .await?
+            .map(|version| version.text))
+    }
+
+    async fn put_pending(&self, version_id: &str, text: &str) -> Result<(), StoreError> {
+        self.client
+            .put_secret_value()
+            .secret_id(&self.secret_id)
+            .client_request_token(version_id)
+            .secret_string(text)
+            .version_stages(PENDING)
+            .send()
+            .await
+            .map_err(|e| unavailable("PutSecretValue", &e))?;
+        Ok(())
+    }
+
+    async fn make_current(&self, to: &str, from: &str) -> Result<(), StoreError> {
+        self.client
+            .update_secret_version_stage()
+            .secret_id(&self.secret_id)
+            .version_stage(CURRENT)
+            .move_to_version_id(to)
+            .remove_from_version_id(from)
+            .send()
+            .await
+            .map_err(|e| unavailable("UpdateSecretVersionStage", &e))?;
+        Ok(())
     }
 }
