@@ -48,7 +48,7 @@ LOG_DIR = ROOT / ".local" / "e2e"
 TABLE_NAME = "oauth-e2e"
 SECRET_ID = "oauth-e2e-keys"
 REGION = "us-east-1"
-FUNCTION_BINS = ("token", "tokeninfo", "discovery", "authorize")
+FUNCTION_BINS = ("token", "tokeninfo", "discovery", "authorize", "rotate")
 DUMMY_CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 

@@ -425,3 +425,34 @@ def failures_counted(stack, pk: str) -> int:
     """`failures` of a lock#… counter (0 when there is none)."""
     item = get_item(stack, pk)
     return int(item.get("failures", 0)) if item else 0
+
+
+class ResourceServer:
+    """Verifies access tokens as an API would: its own JWKS cache, refetched (once) when a
+    token names an unknown kid; alg pinned to the key; typ, iss, aud, exp checked."""
+
+    def __init__(self, jwks_url: str, issuer: str):
+        self.jwks_url = jwks_url
+        self.issuer = issuer
+        self.keys: dict[str, jwt.PyJWK] = {}
+        self.fetches = 0
+
+    def _fetch(self) -> None:
+        resp = requests.get(self.jwks_url, timeout=60)
+        assert resp.status_code == 200, describe(resp)
+        self.keys = {k["kid"]: jwt.PyJWK(k) for k in resp.json()["keys"]}
+        self.fetches += 1
+
+    def verify(self, token: str, audience: str) -> tuple[dict, dict]:
+        header = jwt.get_unverified_header(token)
+        assert header.get("typ") == "at+jwt", header
+        kid = header["kid"]
+        if kid not in self.keys:
+            self._fetch()
+        assert kid in self.keys, f"kid {kid} not in JWKS after a refetch ({sorted(self.keys)})"
+        key = self.keys[kid]
+        assert header["alg"] == key.algorithm_name, (header, key.algorithm_name)
+        claims = jwt.decode(token, key.key, algorithms=[key.algorithm_name], issuer=self.issuer,
+                            audience=audience, leeway=5,
+                            options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"]})
+        return header, claims
