@@ -99,9 +99,31 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Which dependency failed, for the `TemporarilyUnavailable` metric.
+    pub fn dependency(&self) -> &'static str {
+        const SECRETS_CALLS: [&str; 5] = [
+            "GetSecretValue",
+            "PutSecretValue",
+            "DescribeSecret",
+            "CreateSecret",
+            "UpdateSecretVersionStage",
+        ];
+        match self {
+            Self::Unavailable(detail) if SECRETS_CALLS.iter().any(|c| detail.starts_with(c)) => {
+                "SecretsManager"
+            }
+            Self::NoSigningKeys => "SecretsManager",
+            _ => "DynamoDB",
+        }
+    }
+}
+
+/// Where a dependency failure becomes a 503: logged, and counted (`audit`).
 impl From<StoreError> for OAuthError {
     fn from(err: StoreError) -> Self {
         tracing::error!(error = %err, "dependency failure");
+        crate::audit::unavailable(err.dependency());
         OAuthError::TemporarilyUnavailable
     }
 }

@@ -15,6 +15,8 @@ pub struct ApiRequest {
     /// `requestContext.domainName` of the API Gateway event, used to derive the issuer when
     /// `ISSUER` is unset (never the Host header, which the caller controls).
     pub domain_name: Option<String>,
+    /// `requestContext` source IP (for the audit log).
+    pub source_ip: Option<String>,
 }
 
 impl ApiRequest {

@@ -11,10 +11,14 @@ use crate::http::{ApiRequest, ApiResponse};
 
 /// Converts an API Gateway (HTTP API v2 or REST) event into an `ApiRequest`.
 pub fn to_api_request(event: Request) -> ApiRequest {
-    let domain_name = match event.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.domain_name.clone(),
-        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.domain_name.clone(),
-        _ => None,
+    let (domain_name, source_ip) = match event.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => {
+            (ctx.domain_name.clone(), ctx.http.source_ip.clone())
+        }
+        Some(RequestContext::ApiGatewayV1(ctx)) => {
+            (ctx.domain_name.clone(), ctx.identity.source_ip.clone())
+        }
+        _ => (None, None),
     };
     let (parts, body) = event.into_parts();
     let body = match body {
@@ -30,6 +34,7 @@ pub fn to_api_request(event: Request) -> ApiRequest {
         headers: parts.headers,
         body,
         domain_name,
+        source_ip,
     }
 }
 
@@ -127,7 +132,7 @@ pub async fn serve_rotation(
     config: crate::config::Config,
 ) -> Result<(), Error> {
     use crate::keys::KeyPolicy;
-    use crate::keys::secret_rotation::{RotationContext, RotationEvent, run_step};
+    use crate::keys::secret_rotation::{RotationContext, RotationEvent, StepOutcome, run_step};
     use crate::storage::secrets::SecretsRotation;
     use lambda_http::lambda_runtime::{self, LambdaEvent};
 
@@ -145,7 +150,22 @@ pub async fn serve_rotation(
                 jwks_max_age: crate::endpoints::discovery::MAX_AGE_SECONDS as i64,
                 local,
             };
-            match run_step(&secret, &event, ctx).await {
+            let result = run_step(&secret, &event, ctx).await;
+            let outcome = match &result {
+                Ok(StepOutcome::Staged(_)) => "staged",
+                Ok(StepOutcome::AlreadyDone) => "already_done",
+                Ok(StepOutcome::Checked) => "checked",
+                Ok(StepOutcome::Finished) => "finished",
+                Err(_) => "failed",
+            };
+            crate::audit::emit(
+                crate::audit::Event::RotationStep,
+                &crate::audit::Record {
+                    outcome: Some(outcome),
+                    ..Default::default()
+                },
+            );
+            match result {
                 Ok(outcome) => {
                     tracing::info!(step = ?event.step, ?outcome, "rotation step done");
                     Ok(())

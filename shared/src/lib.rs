@@ -6,6 +6,7 @@
 //! (ports, DynamoDB / Secrets Manager / in-memory adapters), `endpoints` (HTTP-shaped handlers,
 //! independent of Lambda), `lambda` (the only place that knows lambda_http).
 
+pub mod audit;
 pub mod authorize;
 pub mod config;
 pub mod crypto;

@@ -10,13 +10,16 @@ error response body is searched for each secret that was sent or received.
 
 from __future__ import annotations
 
+import base64
+import json
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 import requests
 
-from helpers import basic, make_client, make_user
+from helpers import basic, cc_token, make_client, make_user, password_token
 
 API_KEY_HEADER = "X-EmpowerID-API-Key"
 USER_GRANTS = ("client_credentials", "password", "refresh_token")
@@ -221,7 +224,7 @@ def test_logs_and_error_bodies_carry_no_secrets(stack, level):
     lines = log_path.read_text(errors="replace").splitlines()
     debug_lines = [l for l in lines if level.upper() in l]
     assert debug_lines, f"no {level.upper()} lines in {log_path}: RUST_LOG={level} did not take effect"
-    token_lines = [l for l in lines if "token request refused" in l]
+    token_lines = [l for l in lines if '"event":"token_refused"' in l]
     assert token_lines, f"the functions' own log lines are missing from {log_path}"
 
     findings = []
@@ -246,3 +249,70 @@ def test_logs_and_error_bodies_carry_no_secrets(stack, level):
           f"{len(findings)} findings")
     assert not findings, "secrets found:\n" + "\n".join(findings[:60]) + (
         f"\n... and {len(findings) - 60} more" if len(findings) > 60 else "")
+
+
+def _audit_lines(log_path: Path) -> list[dict]:
+    """The EMF audit lines of a watcher's log (the functions' stdout, one JSON object each)."""
+    out = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        start = line.find('{"')
+        if start >= 0 and '"_aws"' in line:
+            try:
+                out.append(json.loads(line[start:]))
+            except ValueError:
+                pass
+    return out
+
+
+def _claims(jwt_text: str) -> dict:
+    payload = jwt_text.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def test_every_issued_token_and_refusal_has_an_audit_line_that_is_also_a_metric(stack):
+    # GIVEN a client and a user
+    client = make_client(stack, grants=("client_credentials", "password", "refresh_token"),
+                         scopes=("openid", "read"))
+    user = make_user(stack)
+    # WHEN a token is issued for each, and one request is refused
+    cc = cc_token(stack, client)
+    pw = password_token(stack, client, user, scope="openid read")
+    assert cc.status_code == 200 and pw.status_code == 200, (cc.text, pw.text)
+    refused = stack.http("POST", "/oauth/v2/token", auth=(client["client_id"], "wrong-secret"),
+                         data={"grant_type": "client_credentials"},
+                         headers={"User-Agent": "audit-test/1"})
+    assert refused.status_code == 401
+    cc_jti, pw_claims = _claims(cc.json()["access_token"])["jti"], _claims(pw.json()["access_token"])
+    # THEN the function's log has one line per event, with who, what and where from
+    deadline = time.monotonic() + 30
+    while True:
+        lines = _audit_lines(Path(stack.watch.proc.log_path))
+        issued = {l.get("jti"): l for l in lines if l.get("event") == "token_issued"}
+        refusals = [l for l in lines if l.get("event") == "token_refused"
+                    and l.get("user_agent") == "audit-test/1"]
+        if (cc_jti in issued and pw_claims["jti"] in issued and refusals) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert cc_jti in issued and pw_claims["jti"] in issued and refusals, lines[-5:]
+    cc_line, pw_line, refusal = issued[cc_jti], issued[pw_claims["jti"]], refusals[-1]
+    assert cc_line["grant"] == "client_credentials" and cc_line["client_id"] == client["client_id"]
+    assert cc_line["scope"] == "read" and "user_id" not in cc_line
+    assert pw_line["grant"] == "password" and pw_line["user_id"] == user["user_id"]
+    assert pw_line["family"] == pw_claims["sid"] and pw_line["scope"] == "openid read"
+    assert refusal["error"] == "invalid_client" and refusal["client_id"] == client["client_id"]
+    assert cc_line["source_ip"] and cc_line["user_agent"].startswith("python-requests")
+    # AND each is an Embedded Metric Format document: the metric and its dimension on the line
+    for line, metric, dimension in ((cc_line, "TokensIssued", "Grant"),
+                                    (refusal, "Refusals", "Error")):
+        directives = line["_aws"]["CloudWatchMetrics"]
+        assert {d["Namespace"] for d in directives} == {"OAuthProvider"}
+        names = {m["Name"] for d in directives for m in d["Metrics"]}
+        assert {metric, "HandlerMs"} <= names, directives
+        assert line[metric] == 1 and isinstance(line["HandlerMs"], float)
+        assert [[dimension]] in [d["Dimensions"] for d in directives]
+    assert cc_line["Grant"] == "client_credentials" and refusal["Error"] == "invalid_client"
+    # AND no secret in any of them (the debug/trace tests above search every line as well)
+    text = json.dumps([cc_line, pw_line, refusal])
+    for secret in (client["client_secret"], user["password"], "wrong-secret",
+                   cc.json()["access_token"], pw.json()["access_token"], pw.json()["refresh_token"]):
+        assert secret not in text

@@ -37,6 +37,7 @@ pub async fn within_deadline(
                 deadline_ms = deadline.as_millis() as u64,
                 "request deadline passed: answered 503"
             );
+            crate::audit::unavailable("Deadline");
             OAuthError::TemporarilyUnavailable.into_response()
         }
     }
@@ -109,6 +110,14 @@ pub(crate) async fn count_client_failure<S: FailureCounters>(
                 client_id,
                 failures = count,
                 "repeated client authentication failures"
+            );
+            crate::audit::emit(
+                crate::audit::Event::Lockout,
+                &crate::audit::Record {
+                    client_id: Some(client_id),
+                    locked: Some("client"),
+                    ..Default::default()
+                },
             );
         }
         Ok(_) => {}

@@ -1,6 +1,7 @@
 //! The token function: `POST /oauth/v2/token` (and its aliases) and RFC 7009 revocation.
 
 use super::{authenticated_request, count_client_failure, issuer};
+use crate::audit::{self, Event, Record};
 use crate::config::Config;
 use crate::error::OAuthError;
 use crate::grants::{self, GrantContext, TokenResponse};
@@ -9,7 +10,7 @@ use crate::keys::{KeyCache, KeySource};
 use crate::request::{parse_body, presented_credentials};
 use crate::storage::{
     AuthorizationCodes, Client, ClientDirectory, FailureCounters, GrantType, LoginDirectory,
-    RefreshFamilies, Revocations, TokenRecords, Wanted,
+    RefreshFamilies, Revocations, TokenRecords, Wanted, client_key,
 };
 use crate::tokens::refresh::RefreshToken;
 use crate::tokens::verify::{verify_access_token, verify_with_cache};
@@ -40,6 +41,13 @@ impl<
         + AuthorizationCodes,
 > TokenStore for T
 {
+}
+
+/// What a token request turned out to be, as far as it got (for its audit line).
+#[derive(Default)]
+struct Attempt {
+    grant: Option<GrantType>,
+    client_id: Option<String>,
 }
 
 pub struct TokenService<S, K> {
@@ -75,22 +83,51 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
                 Err(error) => error.into_response(),
             };
         }
-        match self.token(request).await {
-            Ok(response) => ApiResponse::json(200, &response).no_store(),
+        let started = std::time::Instant::now();
+        let mut attempt = Attempt::default();
+        let result = self.token(request, &mut attempt).await;
+        let mut record = Record {
+            grant: attempt.grant.map(|g| g.as_str()),
+            client_id: attempt.client_id.as_deref(),
+            source_ip: request.source_ip.as_deref(),
+            user_agent: request.header("user-agent"),
+            ..Record::default()
+        };
+        match result {
+            Ok(response) => {
+                let issued = &response.issued;
+                record.client_id = Some(&issued.client_id);
+                record.user_id = issued.user_id.as_deref();
+                record.scope = Some(&response.scope);
+                record.jti = Some(&issued.jti);
+                record.family = issued.family.as_deref();
+                record.handler_ms = Some(started.elapsed().as_secs_f64() * 1e3);
+                audit::emit(Event::TokenIssued, &record);
+                ApiResponse::json(200, &response).no_store()
+            }
             Err(error) => {
-                tracing::info!(error = error.code(), "token request refused");
+                record.error = Some(error.code());
+                record.handler_ms = Some(started.elapsed().as_secs_f64() * 1e3);
+                audit::emit(Event::TokenRefused, &record);
                 error.into_response()
             }
         }
     }
 
-    async fn token(&self, request: &ApiRequest) -> Result<TokenResponse, OAuthError> {
+    async fn token(
+        &self,
+        request: &ApiRequest,
+        attempt: &mut Attempt,
+    ) -> Result<TokenResponse, OAuthError> {
         let params = parse_body(request.media_type().as_deref(), &request.body)?;
         let grant = match params.get("grant_type") {
             None => return Err(OAuthError::InvalidRequest("grant_type is required")),
             Some(name) => GrantType::parse(name).ok_or(OAuthError::UnsupportedGrantType)?,
         };
+        attempt.grant = Some(grant);
         let credentials = presented_credentials(request.header("authorization"), &params)?;
+        // The id the caller claims (an unknown or wrong one is still worth seeing in the log).
+        attempt.client_id = client_key(&credentials.client().client_id).map(str::to_owned);
         let issuer = issuer(&self.config, request)?;
         let keys = self.keys.current().await?;
         let ctx = GrantContext {

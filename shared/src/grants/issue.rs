@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{GrantContext, TokenResponse};
+use super::{GrantContext, Issued, TokenResponse};
 use crate::crypto::{b64url, random_bytes};
 use crate::error::OAuthError;
 use crate::keys::{Alg, Signer};
@@ -40,6 +40,7 @@ pub(crate) fn refresh_ttl<S>(ctx: &GrantContext<S>, client: &Client) -> i64 {
 fn signer<'k>(ctx: &GrantContext<'k, impl Sized>, alg: Alg) -> Result<&'k Signer, OAuthError> {
     ctx.keys.signer(alg).ok_or_else(|| {
         tracing::error!(%alg, "no active signing key for this algorithm: run oauthctl init --alg {alg}");
+        crate::audit::unavailable("SecretsManager");
         OAuthError::TemporarilyUnavailable
     })
 }
@@ -123,6 +124,12 @@ pub(crate) fn issue<S>(
     };
 
     Ok(TokenResponse {
+        issued: Issued {
+            client_id: claims.client_id,
+            user_id: matches!(subject, Subject::User(_)).then_some(claims.sub),
+            jti: claims.jti,
+            family: claims.sid,
+        },
         access_token,
         token_type: "Bearer",
         expires_in: ttl,

@@ -31,6 +31,9 @@ pub struct GrantContext<'a, S> {
 /// RFC 6749 §5.1 successful response.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TokenResponse {
+    /// For the audit line, not the body.
+    #[serde(skip)]
+    pub issued: Issued,
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: i64,
@@ -39,6 +42,15 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+}
+
+/// Who got which token (the audit line of an issued token).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Issued {
+    pub client_id: String,
+    pub user_id: Option<String>,
+    pub jti: String,
+    pub family: Option<String>,
 }
 
 /// `redirect_uri`, when sent, must exactly match a registered one (RFC 6749 §4.1.3 compares

@@ -46,6 +46,14 @@ pub async fn verify_counted<S: FailureCounters>(
                 .await?;
             if attempt == config.lockout_threshold + 1 {
                 tracing::warn!("password login locked after repeated failures");
+                // The user id is not known here (and a username may be personal data).
+                crate::audit::emit(
+                    crate::audit::Event::Lockout,
+                    &crate::audit::Record {
+                        locked: Some("user"),
+                        ..Default::default()
+                    },
+                );
             }
             attempt <= config.lockout_threshold
         }
