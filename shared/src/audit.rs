@@ -7,7 +7,8 @@
 //!
 //! Metrics (namespace `OAuthProvider`, dimensions kept few: each combination is a custom
 //! metric): `TokensIssued{Grant}`, `Refusals{Error}`, `TemporarilyUnavailable{Dependency}`,
-//! `Lockouts`, `RotationOutcome{Outcome}`, `HandlerMs`.
+//! `Lockouts`, `RotationOutcome{Outcome}`, `HandlerMs`, and for sign-in `CodesIssued`,
+//! `LoginFailures`.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +23,11 @@ pub const NAMESPACE: &str = "OAuthProvider";
 pub enum Event {
     TokenIssued,
     TokenRefused,
+    /// The authorization endpoint sent a code to a client (the sign-in half of "who got
+    /// which token").
+    CodeIssued,
+    /// The login form refused a username and password.
+    LoginFailed,
     /// A dependency failed or timed out: the caller got 503.
     Unavailable,
     /// A failure counter reached the lockout threshold.
@@ -72,6 +78,8 @@ fn metrics(
     match event {
         Event::TokenIssued => out.push(("TokensIssued", "Count", Some("Grant"))),
         Event::TokenRefused => out.push(("Refusals", "Count", Some("Error"))),
+        Event::CodeIssued => out.push(("CodesIssued", "Count", None)),
+        Event::LoginFailed => out.push(("LoginFailures", "Count", None)),
         Event::Unavailable => out.push(("TemporarilyUnavailable", "Count", Some("Dependency"))),
         Event::Lockout => out.push(("Lockouts", "Count", None)),
         Event::RotationStep => out.push(("RotationOutcome", "Count", Some("Outcome"))),

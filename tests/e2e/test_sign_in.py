@@ -309,3 +309,35 @@ def test_a_client_without_the_grant_is_unauthorized_at_the_authorization_endpoin
                                 "code_challenge": _CHALLENGE, "code_challenge_method": "S256"})
     assert resp.status_code == 303, resp.text
     assert "error=unauthorized_client" in resp.headers["Location"]
+
+
+def test_a_sign_in_and_a_failed_login_leave_audit_lines(stack):
+    import json
+    import time
+    from pathlib import Path
+
+    client, user = _browser_client(stack), make_user(stack)
+    rp = _rp(stack, client)
+    url, _ = rp.create_authorization_url(stack.base_url + "/oauth/v2/authorize",
+                                         code_verifier=generate_token(48))
+    page = requests.get(url, timeout=60)
+    wrong = _login(stack, page, user, password="not-the-password")
+    assert wrong.status_code == 200
+    done = _login(stack, wrong, user)
+    assert done.status_code == 303
+    deadline = time.monotonic() + 30
+    while True:
+        lines = [json.loads(l[l.find('{"'):]) for l in
+                 Path(stack.watch.proc.log_path).read_text(errors="replace").splitlines()
+                 if '"_aws"' in l and '{"' in l]
+        ours = [l for l in lines if l.get("client_id") == client["client_id"]]
+        events = [l["event"] for l in ours]
+        if ("code_issued" in events and "login_failed" in events) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    issued = next(l for l in ours if l["event"] == "code_issued")
+    assert issued["user_id"] == user["user_id"] and issued["CodesIssued"] == 1
+    assert issued["family"].startswith(user["user_id"] + "~")
+    failed = next(l for l in ours if l["event"] == "login_failed")
+    assert failed["LoginFailures"] == 1 and "user_id" not in failed
+    assert "not-the-password" not in json.dumps(ours) and user["password"] not in json.dumps(ours)

@@ -8,6 +8,7 @@
 use cookie::{Cookie, SameSite};
 
 use super::issuer;
+use crate::audit::{self, Event, Record};
 use crate::authorize::code::{CODE_LIFETIME_SECONDS, issue_code};
 use crate::authorize::page::{self, messages};
 use crate::authorize::request::{
@@ -222,11 +223,15 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
             Some(session) => {
                 let idle = (now + self.config.session_idle).min(session.absolute_exp);
                 self.store.touch_session(&session.id_hash, idle).await?;
+                let leg = Leg {
+                    request,
+                    issuer: &issuer,
+                    now,
+                };
                 self.after_login(
+                    &leg,
                     &authz_record(&authz, &random_secret()),
                     &session,
-                    &issuer,
-                    now,
                     authz.prompt.none,
                 )
                 .await
@@ -288,12 +293,12 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
     /// The consent step if the client wants one, else the code.
     async fn after_login(
         &self,
+        leg: &Leg<'_>,
         transaction: &LoginTransaction,
         session: &BrowserSession,
-        issuer: &str,
-        now: i64,
         prompt_none: bool,
     ) -> Result<ApiResponse, OAuthError> {
+        let (issuer, now) = (leg.issuer, leg.now);
         let reply_to = reply_to_of(transaction);
         let found = self
             .store
@@ -334,17 +339,17 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
                 &csrf,
             ));
         }
-        self.issue(transaction, session, issuer, now).await
+        self.issue(leg, transaction, session).await
     }
 
     /// Mints the code and sends it to the client.
     async fn issue(
         &self,
+        leg: &Leg<'_>,
         transaction: &LoginTransaction,
         session: &BrowserSession,
-        issuer: &str,
-        now: i64,
     ) -> Result<ApiResponse, OAuthError> {
+        let (issuer, now) = (leg.issuer, leg.now);
         let found = self
             .store
             .read(Wanted {
@@ -398,6 +403,18 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
             now,
         );
         self.store.store_code(&issued.record).await?;
+        audit::emit(
+            Event::CodeIssued,
+            &Record {
+                client_id: Some(&issued.record.client_id),
+                user_id: Some(&issued.record.user_id),
+                scope: Some(&issued.record.scope),
+                family: Some(&issued.record.family_id),
+                source_ip: leg.request.source_ip.as_deref(),
+                user_agent: leg.request.header("user-agent"),
+                ..Record::default()
+            },
+        );
         let mut params = vec![("code", issued.code.as_str())];
         if let Some(state) = &reply_to.state {
             params.push(("state", state));
@@ -471,6 +488,15 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
         )
         .await?;
         let Some(user) = user else {
+            audit::emit(
+                Event::LoginFailed,
+                &Record {
+                    client_id: Some(&transaction.client_id),
+                    source_ip: request.source_ip.as_deref(),
+                    user_agent: request.header("user-agent"),
+                    ..Record::default()
+                },
+            );
             return Ok(page::login_page(
                 &self.config.branding,
                 &transaction.client_name,
@@ -501,7 +527,16 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
             self.store.end_session(&sha256_b64(old.as_bytes())).await?;
         }
         let response = self
-            .after_login(&transaction, &session, &issuer, now, false)
+            .after_login(
+                &Leg {
+                    request,
+                    issuer: &issuer,
+                    now,
+                },
+                &transaction,
+                &session,
+                false,
+            )
             .await?;
         Ok(response.header(
             "set-cookie",
@@ -553,7 +588,12 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
                 scopes,
             })
             .await?;
-        self.issue(&transaction, &session, &issuer, now).await
+        let leg = Leg {
+            request,
+            issuer: &issuer,
+            now,
+        };
+        self.issue(&leg, &transaction, &session).await
     }
 }
 
@@ -692,6 +732,14 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
         tracing::info!(families = tombstones.len(), "signed out");
         Ok(())
     }
+}
+
+/// One browser request on its way to a code: the request (for the audit line), the issuer and
+/// the clock.
+struct Leg<'a> {
+    request: &'a ApiRequest,
+    issuer: &'a str,
+    now: i64,
 }
 
 /// The transaction record of a checked request (`csrf` is hashed; `exp` set by the caller).
