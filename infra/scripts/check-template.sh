@@ -64,9 +64,15 @@ TRANSLATED="$VENV/translated.json"
 rm -f "$TRANSLATED"
 if "$VENV/bin/python" infra/scripts/sam_translate.py "$TEMPLATE" "$TRANSLATED"; then
     # cfn-lint resolves the parameters it is given (AllowedValues, and every property a
-    # Ref to them reaches): the defaults, each Architecture, and what sam-local.sh passes.
+    # Ref to them reaches): the defaults, each Architecture, what sam-local.sh passes, and
+    # the optional custom domain (domain + certificate; + Route 53 record and alarm e-mail;
+    # + an IssuerUrl that wins over the domain's issuer).
+    domain="DomainName=auth.example.com CertificateArn=arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
     for params in "" "Architecture=arm64" "Architecture=x86_64" \
-                  "Architecture=x86_64 AwsEndpointUrl=http://172.30.253.1:4566"; do
+                  "Architecture=x86_64 AwsEndpointUrl=http://172.30.253.1:4566" \
+                  "$domain" \
+                  "$domain HostedZoneId=Z0123456789ABCDEFGHIJ AlarmEmail=ops@example.com" \
+                  "$domain HostedZoneId=Z0123456789ABCDEFGHIJ IssuerUrl=https://id.example.com/oauth"; do
         # shellcheck disable=SC2086
         if "$VENV/bin/cfn-lint" --format parseable ${params:+--parameters $params} -- "$TRANSLATED"; then
             echo "cfn-lint: translated template is clean (parameters: ${params:-defaults})"

@@ -1,4 +1,5 @@
-"""Checks of template.yaml against SPEC §2, §3, §7, §11 and §12.
+"""Checks of template.yaml against SPEC §2, §3, §6, §7, §11 and §12, and issue #13 (rotation
+schedule, alarms, dashboard, custom domain).
 
 Run by infra/scripts/check-template.sh (in .venv-sam, which has PyYAML and
 aws-sam-translator). TEMPLATE=path overrides the template, so a mutated copy
@@ -6,6 +7,7 @@ can be checked: every test here must fail on the matching mutation.
 """
 
 import copy
+import json
 import os
 import re
 import sys
@@ -28,7 +30,13 @@ FUNCTIONS = {  # logical id -> cargo-lambda binary
     "TokenInfoFunction": "tokeninfo",
     "DiscoveryFunction": "discovery",
     "AuthorizeFunction": "authorize",
+    "RotateFunction": "rotate",
 }
+
+# Secrets Manager's rotation function (SPEC §6): invoked by Secrets Manager, never by the API,
+# and the only function that may write the signing-key secret.
+ROTATE = "RotateFunction"
+API_FUNCTIONS = [name for name in FUNCTIONS if name != ROTATE]
 
 
 def leading_keys(*prefixes):
@@ -121,7 +129,30 @@ IAM = {
         "dynamodb:UpdateItem": TABLE_ARN,  # only under CONDITIONS above
         "secretsmanager:GetSecretValue": SECRET_REF,
     },
+    # What SecretsRotation (shared/src/storage/secrets.rs) calls, on the secret only; no
+    # DynamoDB at all.
+    "RotateFunction": {
+        "secretsmanager:DescribeSecret": SECRET_REF,  # stages(): labels, rotation enabled
+        "secretsmanager:GetSecretValue": SECRET_REF,  # at_stage(), pending()
+        "secretsmanager:PutSecretValue": SECRET_REF,  # put_pending(): AWSPENDING only
+        "secretsmanager:UpdateSecretVersionStage": SECRET_REF,  # make_current()
+    },
 }
+
+# Secrets Manager actions that change nothing; every other secretsmanager action (and any
+# wildcard) counts as a write. IAM action names are case-insensitive.
+SECRETSMANAGER_READS = {"secretsmanager:getsecretvalue", "secretsmanager:describesecret",
+                        "secretsmanager:listsecretversionids", "secretsmanager:getresourcepolicy",
+                        "secretsmanager:listsecrets", "secretsmanager:batchgetsecretvalue",
+                        "secretsmanager:getrandompassword"}
+# The rotate function's writes, and the one read every other function has.
+SECRET_WRITES = {"secretsmanager:putsecretvalue", "secretsmanager:updatesecretversionstage"}
+SECRET_READ = "secretsmanager:getsecretvalue"
+
+# ISSUER: IssuerUrl when set, else the custom domain's https://<DomainName>/oauth, else empty
+# (per request, from the API Gateway request context).
+ISSUER_VALUE = {"Fn::If": ["HasIssuerUrl", {"Ref": "IssuerUrl"},
+                           {"Fn::If": ["HasCustomDomain", {"Fn::Sub": "https://${DomainName}/oauth"}, ""]}]}
 
 ENV_VARS = {"TABLE_NAME", "SIGNING_KEYS_SECRET_ID", "ISSUER", "ACCESS_TOKEN_ALG",
             "MAX_TOKEN_TTL", "KEY_CACHE_SECONDS", "API_KEY_HEADER", "LOCKOUT_THRESHOLD",
@@ -305,7 +336,7 @@ def expected_write_prefixes(name):
 
 # --- functions (§1, §11) -------------------------------------------------------
 
-def test_exactly_four_functions(tpl):
+def test_exactly_five_functions(tpl):
     funcs = {k for k, v in tpl["Resources"].items()
              if v["Type"] in ("AWS::Serverless::Function", "AWS::Lambda::Function")}
     assert funcs == set(FUNCTIONS)
@@ -443,7 +474,10 @@ def test_function_environment(tpl, name):
     assert ENV_VARS <= set(env), ENV_VARS - set(env)
     assert env["TABLE_NAME"] == {"Ref": TABLE}
     assert env["SIGNING_KEYS_SECRET_ID"] == SECRET_REF
-    assert env["ISSUER"] == {"Ref": "IssuerUrl"}
+    assert env["ISSUER"] == ISSUER_VALUE
+    # The rotation policy (SPEC §6) is the deployed stack's.
+    assert env["KEY_CACHE_SECONDS"] == {"Ref": "KeyCacheSeconds"}
+    assert env["MAX_TOKEN_TTL"] == {"Ref": "MaxTokenTtl"}
     # Declared (so `sam local --env-vars` can set it) but absent on AWS by default.
     assert env.get("AWS_ENDPOINT_URL") == \
         {"Fn::If": ["HasAwsEndpointUrl", {"Ref": "AwsEndpointUrl"}, {"Ref": "AWS::NoValue"}]}
@@ -603,6 +637,12 @@ def test_translated_writes_limited_to_owned_key_prefixes(translated, name):
 
 # --- routes (§3) ---------------------------------------------------------------
 
+def test_rotate_function_has_no_route(tpl):
+    """Secrets Manager invokes the rotate function directly; no event of any kind reaches it."""
+    assert not function_props(tpl, ROTATE).get("Events")
+    assert set(ENDPOINT_SOURCES) == set(API_FUNCTIONS)
+
+
 def test_routes(tpl):
     seen = {}
     for name in FUNCTIONS:
@@ -660,7 +700,7 @@ def handler_paths(function):
     return paths
 
 
-@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("name", API_FUNCTIONS)
 def test_routes_are_the_paths_each_handler_serves(name):
     """A path the code answers (shared/src/endpoints/<fn>.rs) reaches that function on AWS, and
     the template sends a function no path its handler does not answer."""
@@ -750,7 +790,609 @@ def test_outputs(tpl):
     assert outputs["SigningKeysSecretArn"]["Value"] == SECRET_REF
     issuer = outputs["Issuer"]["Value"]["Fn::If"]
     assert issuer[0] == "HasIssuerUrl" and issuer[1] == {"Ref": "IssuerUrl"}
-    assert issuer[2] == {"Fn::Sub": "${HttpApi.ApiEndpoint}/oauth"}
+    assert issuer[2] == {"Fn::If": ["HasCustomDomain", {"Fn::Sub": "https://${DomainName}/oauth"},
+                                    {"Fn::Sub": "${HttpApi.ApiEndpoint}/oauth"}]}
     assert outputs["AuthorizationEndpoint"]["Value"] == {"Fn::If": [
         "HasIssuerUrl", {"Fn::Sub": "${IssuerUrl}/v2/authorize"},
-        {"Fn::Sub": "${HttpApi.ApiEndpoint}/oauth/v2/authorize"}]}
+        {"Fn::If": ["HasCustomDomain", {"Fn::Sub": "https://${DomainName}/oauth/v2/authorize"},
+                    {"Fn::Sub": "${HttpApi.ApiEndpoint}/oauth/v2/authorize"}]}]}
+
+
+# --- the signing-key secret's one writer (§6, §11, issue #13) -------------------------------
+
+IAM_POLICY_TYPES = ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy",
+                    "AWS::IAM::RolePolicy", "AWS::IAM::UserPolicy", "AWS::IAM::GroupPolicy")
+
+
+def secretsmanager_grants(statements, where):
+    """{lower-cased secretsmanager action (or wildcard): [resources]} over `statements`."""
+    found = {}
+    for st in statements:
+        assert "NotAction" not in st and "NotResource" not in st, f"{where}: {st}"
+        for action in as_list(st.get("Action", [])):
+            a = action.lower()
+            if a == "*" or a.startswith("secretsmanager:"):
+                found.setdefault(a, []).extend(as_list(st.get("Resource")))
+    return found
+
+
+def is_secret_write(action):
+    return action not in SECRETSMANAGER_READS  # wildcards ("*", "secretsmanager:*") included
+
+
+def iam_documents(resources):
+    """(resource id, statements) of every IAM role or policy in a (translated) template."""
+    for rid, res in resources.items():
+        if res["Type"] not in IAM_POLICY_TYPES:
+            continue
+        props = res.get("Properties") or {}
+        docs = [p["PolicyDocument"] for p in props.get("Policies") or []]
+        if "PolicyDocument" in props:
+            docs.append(props["PolicyDocument"])
+        yield rid, [st for doc in docs for st in as_list(doc["Statement"])]
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_only_the_rotate_function_writes_the_secret(tpl, name):
+    """Every function but rotate has exactly GetSecretValue on the secret and no other
+    secretsmanager action; rotate's writes are PutSecretValue and UpdateSecretVersionStage."""
+    grants = secretsmanager_grants(policy_statements(function_props(tpl, name), name), name)
+    assert all(resources == [SECRET_REF] for resources in grants.values()), grants
+    writes = {a for a in grants if is_secret_write(a)}
+    if name == ROTATE:
+        assert writes == SECRET_WRITES
+    else:
+        assert not writes, f"{name} may write the signing-key secret: {sorted(writes)}"
+        assert set(grants) == {SECRET_READ}, grants
+
+
+def test_translated_only_the_rotate_role_writes_the_secret(translated):
+    """After the transform, over every IAM role and policy in the stack (not only the ones
+    SAM generates for the functions): the rotate function's role is the only one with a
+    secretsmanager write, on the secret only; every function's role reads the secret."""
+    writers = {}
+    for rid, statements in iam_documents(translated["Resources"]):
+        grants = secretsmanager_grants(statements, rid)
+        writes = {a: r for a, r in grants.items() if is_secret_write(a)}
+        if writes:
+            writers[rid] = writes
+        if rid in {n + "Role" for n in FUNCTIONS}:
+            assert grants.get(SECRET_READ) == [SECRET_REF], (rid, grants)
+    assert writers == {ROTATE + "Role": {a: [SECRET_REF] for a in SECRET_WRITES}}, writers
+
+
+def test_no_secret_resource_policy(tpl):
+    """A resource policy on the secret could grant writes that the roles do not show."""
+    assert not [k for k, v in tpl["Resources"].items()
+                if v["Type"] == "AWS::SecretsManager::ResourcePolicy"]
+
+
+# --- rotation schedule (§6, issue #13) --------------------------------------------------------
+
+ROTATE_ARN = {"Fn::GetAtt": [ROTATE, "Arn"]}
+
+
+def resources_of_type(resources, rtype):
+    return {k: v for k, v in resources.items() if v["Type"] == rtype}
+
+
+def _check_rotation_wiring(resources):
+    schedules = resources_of_type(resources, "AWS::SecretsManager::RotationSchedule")
+    assert len(schedules) == 1, schedules
+    (sid, schedule), = schedules.items()
+    p = schedule["Properties"]
+    assert p["SecretId"] == SECRET_REF
+    assert p["RotationLambdaARN"] == ROTATE_ARN
+    assert "HostedRotationLambda" not in p
+    assert p["RotationRules"] == {"AutomaticallyAfterDays": {"Ref": "KeyRotationDays"}}
+    # The secret is empty until `oauthctl init`: no rotation at creation (or on updates).
+    assert p["RotateImmediatelyOnUpdate"] is False
+    # Who may invoke the rotate function: Secrets Manager, for this account's secret, only.
+    permissions = {k: v for k, v in resources_of_type(resources, "AWS::Lambda::Permission").items()
+                   if ROTATE in references(v["Properties"]["FunctionName"])}
+    assert len(permissions) == 1, permissions
+    (pid, permission), = permissions.items()
+    assert permission["Properties"] == {
+        "Action": "lambda:InvokeFunction",
+        "FunctionName": ROTATE_ARN,
+        "Principal": "secretsmanager.amazonaws.com",
+        "SourceAccount": {"Ref": "AWS::AccountId"},
+        "SourceArn": SECRET_REF,
+    }
+    # Secrets Manager checks that it may invoke the function when the schedule is created.
+    assert pid in as_list(schedule.get("DependsOn") or [])
+    # No other function can be invoked by Secrets Manager.
+    for k, v in resources_of_type(resources, "AWS::Lambda::Permission").items():
+        if k != pid:
+            assert v["Properties"]["Principal"] != "secretsmanager.amazonaws.com", k
+
+
+def test_rotation_schedule(tpl):
+    _check_rotation_wiring(tpl["Resources"])
+
+
+def test_translated_rotation_schedule(translated):
+    _check_rotation_wiring(translated["Resources"])
+
+
+def test_rotation_interval_parameter(tpl):
+    param = tpl["Parameters"]["KeyRotationDays"]
+    assert param["Type"] == "Number"
+    assert (param["Default"], param["MinValue"], param["MaxValue"]) == (30, 1, 1000)
+
+
+# --- alarms (issue #13) -----------------------------------------------------------------------
+
+NAMESPACE = "OAuthProvider"
+NAMESPACE_REF = {"Fn::FindInMap": ["Metrics", "Custom", "Namespace"]}
+TOPIC_REF = {"Ref": "AlarmTopic"}
+
+# The custom metrics the functions emit (EMF, namespace NAMESPACE): metric -> its one
+# dimension set (None: the template does not depend on it). Every dimension combination is a
+# billed custom metric, so the sets stay this small.
+CUSTOM_METRICS = {
+    "TokensIssued": ("Grant",),
+    "Refusals": ("Error",),
+    "TemporarilyUnavailable": ("Dependency",),
+    "Lockouts": (),
+    "RotationOutcome": ("Outcome",),
+    "HandlerMs": None,
+    # Browser sign-in (SPEC §12).
+    "CodesIssued": (),
+    "LoginFailures": (),
+}
+GRANTS = ["client_credentials", "password", "refresh_token", "authorization_code"]
+
+# Alarm -> (namespace, metric, FunctionName dimension's function, threshold), for the
+# single-metric alarms; a threshold is a parameter's name, or a fixed number.
+SINGLE_METRIC_ALARMS = {
+    **{f"{fn}ErrorsAlarm": ("AWS/Lambda", "Errors", fn, "AlarmFunctionErrors")
+       for fn in API_FUNCTIONS},
+    # A failed rotation step always alarms.
+    "RotationFailuresAlarm": ("AWS/Lambda", "Errors", ROTATE, 1),
+    **{f"{fn}ThrottlesAlarm": ("AWS/Lambda", "Throttles", fn, "AlarmFunctionThrottles")
+       for fn in FUNCTIONS},
+    "LockoutSpikeAlarm": (NAMESPACE_REF, "Lockouts", None, "AlarmLockouts"),
+}
+ALARMS = set(SINGLE_METRIC_ALARMS) | {"Api5xxRateAlarm", "TemporarilyUnavailableAlarm"}
+
+# Threshold parameter -> (default, minimum)
+ALARM_THRESHOLDS = {
+    "AlarmApi5xxRatePercent": (1, 0.1),
+    "AlarmFunctionErrors": (1, 1),
+    "AlarmFunctionThrottles": (1, 1),
+    "AlarmTemporarilyUnavailable": (5, 1),
+    "AlarmLockouts": (20, 1),
+}
+
+
+def test_alarm_topic_and_optional_email(tpl):
+    res = tpl["Resources"]
+    assert res["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
+    subscriptions = resources_of_type(res, "AWS::SNS::Subscription")
+    assert list(subscriptions) == ["AlarmEmailSubscription"]
+    sub = subscriptions["AlarmEmailSubscription"]
+    assert sub["Condition"] == "HasAlarmEmail"
+    assert sub["Properties"] == {"TopicArn": TOPIC_REF, "Protocol": "email",
+                                 "Endpoint": {"Ref": "AlarmEmail"}}
+    assert tpl["Conditions"]["HasAlarmEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
+    param = tpl["Parameters"]["AlarmEmail"]
+    assert param["Default"] == ""
+    for value, allowed in [("", True), ("ops@example.com", True), ("ops", False),
+                           ("a b@example.com", False), ("ops@example", False)]:
+        assert (re.fullmatch(param["AllowedPattern"], value) is not None) == allowed, value
+
+
+def test_exactly_these_alarms(tpl):
+    assert set(resources_of_type(tpl["Resources"], "AWS::CloudWatch::Alarm")) == ALARMS
+
+
+@pytest.mark.parametrize("name", sorted(ALARMS))
+def test_alarm_notifies_the_topic(tpl, name):
+    """Each alarm (and its recovery) goes to the topic; no data is not a breach (no traffic,
+    no lockout, no rotation running)."""
+    p = tpl["Resources"][name]["Properties"]
+    assert p["AlarmActions"] == [TOPIC_REF] and p["OKActions"] == [TOPIC_REF]
+    assert p["TreatMissingData"] == "notBreaching"
+    assert p["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert p["EvaluationPeriods"] == 1
+    assert p.get("ActionsEnabled", True) is True
+
+
+@pytest.mark.parametrize("name", sorted(SINGLE_METRIC_ALARMS))
+def test_single_metric_alarm(tpl, name):
+    namespace, metric, function, threshold = SINGLE_METRIC_ALARMS[name]
+    p = tpl["Resources"][name]["Properties"]
+    assert (p["Namespace"], p["MetricName"], p["Statistic"], p["Period"]) == \
+        (namespace, metric, "Sum", 300)
+    expected_dims = [{"Name": "FunctionName", "Value": {"Ref": function}}] if function else None
+    assert p.get("Dimensions") == expected_dims
+    assert p["Threshold"] == ({"Ref": threshold} if isinstance(threshold, str) else threshold)
+
+
+def test_api_5xx_rate_alarm(tpl):
+    """5xx / Count of the HTTP API (dimension ApiId), as a percentage, over the same period."""
+    p = tpl["Resources"]["Api5xxRateAlarm"]["Properties"]
+    assert p["Threshold"] == {"Ref": "AlarmApi5xxRatePercent"}
+    queries = {q["Id"]: q for q in p["Metrics"]}
+    stats = {}
+    for qid, q in queries.items():
+        if "MetricStat" in q:
+            assert q["ReturnData"] is False, qid
+            stat = q["MetricStat"]
+            metric = stat["Metric"]
+            assert metric["Namespace"] == "AWS/ApiGateway"
+            assert metric["Dimensions"] == [{"Name": "ApiId", "Value": {"Ref": API}}]
+            assert (stat["Stat"], stat["Period"]) == ("Sum", 300)
+            stats[metric["MetricName"]] = qid
+    assert set(stats) == {"5xx", "Count"}
+    (rate,) = [q for q in queries.values() if q.get("ReturnData")]
+    expr = rate["Expression"]
+    assert re.search(rf"100 \* {stats['5xx']} / {stats['Count']}\b", expr), expr
+
+
+def test_temporarily_unavailable_alarm(tpl):
+    """503s summed over every Dependency value (Metrics Insights), from the mapped namespace."""
+    p = tpl["Resources"]["TemporarilyUnavailableAlarm"]["Properties"]
+    assert p["Threshold"] == {"Ref": "AlarmTemporarilyUnavailable"}
+    (query,) = p["Metrics"]
+    assert query["ReturnData"] is True and query["Period"] == 300
+    text, variables = query["Expression"]["Fn::Sub"]
+    assert variables == {"Namespace": NAMESPACE_REF}
+    assert text == 'SELECT SUM(TemporarilyUnavailable) FROM "${Namespace}"'
+
+
+def test_alarm_thresholds_are_parameters(tpl):
+    params = tpl["Parameters"]
+    for name, (default, minimum) in ALARM_THRESHOLDS.items():
+        assert params[name]["Type"] == "Number", name
+        assert (params[name]["Default"], params[name]["MinValue"]) == (default, minimum), name
+    used = {p for res in resources_of_type(tpl["Resources"], "AWS::CloudWatch::Alarm").values()
+            for p in references(res["Properties"].get("Threshold"))}
+    assert used == set(ALARM_THRESHOLDS)
+
+
+def _strings(node, path=()):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _strings(k, path)
+            yield from _strings(v, path + (k,))
+    elif isinstance(node, list):
+        for v in node:
+            yield from _strings(v, path)
+    elif isinstance(node, str):
+        yield path, node
+
+
+def test_metric_namespace_is_named_once(tpl):
+    """The namespace is the mapping's value; alarms and dashboard take it from there."""
+    assert tpl["Mappings"]["Metrics"]["Custom"]["Namespace"] == NAMESPACE
+    places = [path for path, text in _strings(tpl) if NAMESPACE in text]
+    assert places == [("Mappings", "Metrics", "Custom", "Namespace")], places
+
+
+def test_translated_alarms(translated):
+    """The alarms survive the transform unchanged, and so does the mapping they read."""
+    res = translated["Resources"]
+    assert set(resources_of_type(res, "AWS::CloudWatch::Alarm")) == ALARMS
+    assert translated["Mappings"]["Metrics"]["Custom"]["Namespace"] == NAMESPACE
+    for name in ALARMS:
+        assert res[name]["Properties"]["AlarmActions"] == [TOPIC_REF], name
+
+
+# --- dashboard (issue #13) --------------------------------------------------------------------
+
+def dashboard(tpl_or_translated):
+    """The dashboard body as JSON, with ${Namespace} resolved and every other ${X} left as
+    the string "<X>" (after checking X is a pseudo parameter or a resource of the template)."""
+    resources = tpl_or_translated["Resources"]
+    (res,) = resources_of_type(resources, "AWS::CloudWatch::Dashboard").values()
+    text, variables = res["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert variables == {"Namespace": NAMESPACE_REF}
+
+    def resolve(m):
+        name = m.group(1)
+        if name == "Namespace":
+            return NAMESPACE
+        target = name.split(".", 1)[0]
+        assert target in resources or name == "AWS::Region", name
+        return f"<{name}>"
+
+    return json.loads(re.sub(r"\$\{([^}!]+)\}", resolve, text))
+
+
+def _widget_metrics(body):
+    """[(title, stat, metric array or expression)] of every metric widget."""
+    for w in body["widgets"]:
+        if w["type"] != "metric":
+            continue
+        props = w["properties"]
+        for m in props["metrics"]:
+            yield props["title"], props.get("stat"), m
+
+
+def _plain(metric):
+    """A metric array -> (namespace, name, {dimension: value}, options)."""
+    options = metric[-1] if isinstance(metric[-1], dict) else {}
+    parts = metric[:-1] if options else metric
+    ns, name, *dims = parts
+    return ns, name, dict(zip(dims[::2], dims[1::2])), options
+
+
+def _dashboard_metrics(body):
+    plain, searches = [], []
+    for title, stat, m in _widget_metrics(body):
+        if len(m) == 1 and isinstance(m[0], dict):
+            searches.append((title, m[0]["expression"]))
+        else:
+            ns, name, dims, options = _plain(m)
+            plain.append((title, options.get("stat", stat), ns, name, dims))
+    return plain, searches
+
+
+_SEARCH = re.compile(r"""^SEARCH\('\{([^}]*)\} MetricName="(\w+)"', '(\w+)', (\d+)\)$""")
+
+
+def test_dashboard(tpl):
+    body = dashboard(tpl)
+    plain, searches = _dashboard_metrics(body)
+    functions = {f"<{fn}>" for fn in FUNCTIONS}
+
+    def series(ns, name, stat=None):
+        return [(dims, s) for _, s, n_, m, dims in plain
+                if n_ == ns and m == name and (stat is None or s == stat)]
+
+    # Tokens issued per grant: one series per grant type.
+    assert sorted(d["Grant"] for d, s in series(NAMESPACE, "TokensIssued", "Sum")) == sorted(GRANTS)
+    assert all(set(d) == {"Grant"} for d, _ in series(NAMESPACE, "TokensIssued"))
+    # p50 and p99 Duration, errors and throttles of every function.
+    for metric, stat in [("Duration", "p50"), ("Duration", "p99"), ("Errors", "Sum"),
+                         ("Throttles", "Sum")]:
+        got = [d for d, _ in series("AWS/Lambda", metric, stat)]
+        assert all(set(d) == {"FunctionName"} for d in got), (metric, got)
+        assert sorted(d["FunctionName"] for d in got) == sorted(functions), (metric, stat)
+    # The API's 4xx and 5xx.
+    for metric in ("4xx", "5xx"):
+        assert series("AWS/ApiGateway", metric, "Sum") == [({"ApiId": f"<{API}>"}, "Sum")], metric
+    # Every custom metric it shows is one the functions emit, with its dimensions.
+    for _, _, ns, name, dims in plain:
+        if ns == NAMESPACE:
+            assert name in CUSTOM_METRICS and tuple(dims) == CUSTOM_METRICS[name], (name, dims)
+    searched = set()
+    for title, expr in searches:
+        m = _SEARCH.match(expr)
+        assert m, (title, expr)
+        schema, name = m.group(1).split(","), m.group(2)
+        assert schema[0] == NAMESPACE and name in CUSTOM_METRICS, expr
+        if CUSTOM_METRICS[name] is not None:
+            assert tuple(schema[1:]) == CUSTOM_METRICS[name], expr
+        searched.add(name)
+    shown = searched | {name for _, _, ns, name, _ in plain if ns == NAMESPACE}
+    assert shown == set(CUSTOM_METRICS), set(CUSTOM_METRICS) - shown
+    # One widget shows the state of every alarm.
+    (alarm_widget,) = [w for w in body["widgets"] if w["type"] == "alarm"]
+    assert sorted(alarm_widget["properties"]["alarms"]) == sorted(f"<{a}.Arn>" for a in ALARMS)
+    for w in body["widgets"]:
+        assert w["properties"].get("region", "<AWS::Region>") == "<AWS::Region>"
+
+
+def test_translated_dashboard(translated):
+    body = dashboard(translated)
+    assert _dashboard_metrics(body)[0]
+
+
+def test_custom_metrics_match_the_code():
+    """Once the functions emit EMF (the namespace appears in shared/src), each metric name and
+    dimension name the template uses is a string literal there too."""
+    sources = "\n".join(p.read_text() for p in (REPO / "shared" / "src").rglob("*.rs"))
+    if f'"{NAMESPACE}"' not in sources:
+        pytest.skip(f"shared/src does not emit namespace {NAMESPACE!r} yet")
+    missing = [n for n in CUSTOM_METRICS if f'"{n}"' not in sources]
+    missing += [d for dims in CUSTOM_METRICS.values() for d in dims or () if f'"{d}"' not in sources]
+    missing += [g for g in GRANTS if f'"{g}"' not in sources]
+    assert not missing, f"not found as string literals in shared/src: {missing}"
+
+
+# --- custom domain (issue #13) and the issuer -------------------------------------------------
+
+DOMAIN = "auth.example.com"
+CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+ZONE = "Z0123456789ABCDEFGHIJ"
+OTHER_ISSUER = "https://id.example.com/oauth"
+EXECUTE_API = "<HttpApi.ApiEndpoint>"
+
+DOMAIN_RESOURCES = {"ApiDomainName": "HasCustomDomain", "ApiMapping": "HasCustomDomain",
+                    "ApiDnsRecord": "HasDnsRecord"}
+
+_NO_VALUE = object()
+
+
+class RuleFailed(Exception):
+    pass
+
+
+def evaluate(node, params, conditions):
+    """A CloudFormation value with the intrinsics this template uses, for given parameters;
+    ${Resource.Attr} in Fn::Sub and Fn::GetAtt become "<Resource.Attr>"."""
+    ev = lambda n: evaluate(n, params, conditions)  # noqa: E731
+    if isinstance(node, list):
+        return [v for v in map(ev, node) if v is not _NO_VALUE]
+    if not isinstance(node, dict):
+        return node
+    if len(node) == 1:
+        (key, arg), = node.items()
+        if key == "Ref":
+            return _NO_VALUE if arg == "AWS::NoValue" else params.get(arg, f"<{arg}>")
+        if key in ("Condition", "Fn::Condition"):  # the loader spells !Condition Fn::Condition
+            return condition(arg, params, conditions)
+        if key == "Fn::If":
+            name, yes, no = arg
+            return ev(yes if condition(name, params, conditions) else no)
+        if key == "Fn::Equals":
+            a, b = map(ev, arg)
+            return str(a) == str(b)
+        if key == "Fn::Not":
+            return not ev(arg[0])
+        if key == "Fn::And":
+            return all(ev(a) for a in arg)
+        if key == "Fn::Or":
+            return any(ev(a) for a in arg)
+        if key == "Fn::GetAtt":
+            return "<{}.{}>".format(*(arg.split(".", 1) if isinstance(arg, str) else arg))
+        if key == "Fn::Sub":
+            text, variables = (arg, {}) if isinstance(arg, str) else arg
+            values = {k: ev(v) for k, v in variables.items()}
+            return re.sub(r"\$\{([^}!]+)\}",
+                          lambda m: str(values.get(m.group(1), params.get(m.group(1), f"<{m.group(1)}>"))),
+                          text)
+        assert not key.startswith("Fn::"), f"evaluate() does not know {key}"
+    return {k: v for k, v in ((k, ev(v)) for k, v in node.items()) if v is not _NO_VALUE}
+
+
+def condition(name, params, conditions):
+    return bool(evaluate(conditions[name], params, conditions))
+
+
+def deploy(template, overrides, rules=True):
+    """What a deploy with these parameter overrides gets: the rules checked (RuleFailed, unless
+    `rules` is false), the resources that exist, and each function's ISSUER and the Issuer
+    output."""
+    params = {k: v.get("Default") for k, v in template["Parameters"].items()}
+    unknown = set(overrides) - set(params)
+    assert not unknown, unknown
+    params.update(overrides)
+    for name, value in overrides.items():
+        pattern = template["Parameters"][name].get("AllowedPattern")
+        if pattern and not re.fullmatch(pattern, value):
+            raise RuleFailed(f"{name}={value!r} does not match {pattern}")
+    conditions = template.get("Conditions") or {}
+    for name, rule in (template.get("Rules") or {}).items() if rules else ():
+        if evaluate(rule.get("RuleCondition", True), params, conditions):
+            for assertion in rule["Assertions"]:
+                if not evaluate(assertion["Assert"], params, conditions):
+                    raise RuleFailed(f"{name}: {assertion['AssertDescription']}")
+    resources = {k for k, v in template["Resources"].items()
+                 if "Condition" not in v or condition(v["Condition"], params, conditions)}
+    issuers = {}
+    for fn in FUNCTIONS:
+        if template["Resources"][fn]["Type"] == "AWS::Serverless::Function":
+            env = function_props(template, fn)["Environment"]["Variables"]
+        else:
+            env = template["Resources"][fn]["Properties"]["Environment"]["Variables"]
+        issuers[fn] = evaluate(env["ISSUER"], params, conditions)
+    output = evaluate(template["Outputs"]["Issuer"]["Value"], params, conditions)
+    return resources, issuers, output
+
+
+# parameters -> (the domain resources that exist, ISSUER of every function, Issuer output);
+# None: the deploy is refused (Rules or a parameter's pattern).
+DOMAIN_CASES = [
+    ({}, set(), "", f"{EXECUTE_API}/oauth"),
+    ({"DomainName": DOMAIN, "CertificateArn": CERT}, {"ApiDomainName", "ApiMapping"},
+     f"https://{DOMAIN}/oauth", f"https://{DOMAIN}/oauth"),
+    ({"DomainName": DOMAIN, "CertificateArn": CERT, "HostedZoneId": ZONE}, set(DOMAIN_RESOURCES),
+     f"https://{DOMAIN}/oauth", f"https://{DOMAIN}/oauth"),
+    # IssuerUrl wins over the domain's issuer (a second name in front of the API).
+    ({"DomainName": DOMAIN, "CertificateArn": CERT, "HostedZoneId": ZONE, "IssuerUrl": OTHER_ISSUER},
+     set(DOMAIN_RESOURCES), OTHER_ISSUER, OTHER_ISSUER),
+    ({"IssuerUrl": OTHER_ISSUER}, set(), OTHER_ISSUER, OTHER_ISSUER),
+    # Half-filled sets are refused rather than deployed without a domain.
+    ({"DomainName": DOMAIN}, None, None, None),
+    ({"CertificateArn": CERT}, None, None, None),
+    ({"HostedZoneId": ZONE}, None, None, None),
+    ({"DomainName": DOMAIN, "HostedZoneId": ZONE}, None, None, None),
+    ({"DomainName": "Auth.Example.com", "CertificateArn": CERT}, None, None, None),
+    ({"DomainName": "https://auth.example.com", "CertificateArn": CERT}, None, None, None),
+    ({"DomainName": DOMAIN, "CertificateArn": "arn:aws:iam::123456789012:server-certificate/x"},
+     None, None, None),
+]
+
+
+def _domain_case_id(case):
+    return ",".join(sorted(case[0])) or "defaults"
+
+
+@pytest.mark.parametrize("overrides, present, issuer, output", DOMAIN_CASES,
+                         ids=[_domain_case_id(c) for c in DOMAIN_CASES])
+def test_custom_domain_conditions(tpl, overrides, present, issuer, output):
+    if present is None:
+        with pytest.raises(RuleFailed):
+            deploy(tpl, overrides)
+        return
+    resources, issuers, issuer_output = deploy(tpl, overrides)
+    assert resources & set(DOMAIN_RESOURCES) == present
+    assert issuers == {fn: issuer for fn in FUNCTIONS}
+    assert issuer_output == output
+
+
+@pytest.mark.parametrize("overrides, present, issuer, output",
+                         [c for c in DOMAIN_CASES if c[1] is not None],
+                         ids=[_domain_case_id(c) for c in DOMAIN_CASES if c[1] is not None])
+def test_translated_custom_domain_conditions(translated, overrides, present, issuer, output):
+    """The same on the transformed template (its conditions, resources and environments)."""
+    resources, issuers, issuer_output = deploy(translated, overrides)
+    assert resources & set(DOMAIN_RESOURCES) == present
+    assert issuers == {fn: issuer for fn in FUNCTIONS}
+    assert issuer_output == output
+
+
+@pytest.mark.parametrize("overrides", [{"DomainName": DOMAIN}, {"CertificateArn": CERT},
+                                       {"HostedZoneId": ZONE},
+                                       {"DomainName": DOMAIN, "HostedZoneId": ZONE}])
+def test_conditions_alone_need_domain_and_certificate(tpl, overrides):
+    """Even without the Rules, a half-filled set creates no domain, record or issuer."""
+    resources, issuers, _ = deploy(tpl, overrides, rules=False)
+    assert not resources & set(DOMAIN_RESOURCES)
+    assert set(issuers.values()) == {""}
+
+
+def test_translated_rules_refuse_half_filled_domain(translated):
+    with pytest.raises(RuleFailed):
+        deploy(translated, {"DomainName": DOMAIN})
+
+
+def test_custom_domain_resources(tpl):
+    res = tpl["Resources"]
+    for name, cond in DOMAIN_RESOURCES.items():
+        assert res[name]["Condition"] == cond, name
+    domain = res["ApiDomainName"]
+    assert domain["Type"] == "AWS::ApiGatewayV2::DomainName"
+    assert domain["Properties"] == {
+        "DomainName": {"Ref": "DomainName"},
+        "DomainNameConfigurations": [{"CertificateArn": {"Ref": "CertificateArn"},
+                                      "EndpointType": "REGIONAL", "SecurityPolicy": "TLS_1_2"}],
+    }
+    mapping = res["ApiMapping"]
+    assert mapping["Type"] == "AWS::ApiGatewayV2::ApiMapping"
+    # Empty path (no ApiMappingKey): /oauth/... and /.well-known/oauth-authorization-server/oauth
+    # stay where the issuer https://<DomainName>/oauth puts them.
+    assert mapping["Properties"] == {"DomainName": {"Ref": "ApiDomainName"}, "ApiId": {"Ref": API},
+                                     "Stage": {"Ref": f"{API}.Stage"}}
+    record = res["ApiDnsRecord"]
+    assert record["Type"] == "AWS::Route53::RecordSet"
+    assert record["Properties"] == {
+        "HostedZoneId": {"Ref": "HostedZoneId"}, "Name": {"Ref": "DomainName"}, "Type": "A",
+        "AliasTarget": {"DNSName": {"Fn::GetAtt": ["ApiDomainName", "RegionalDomainName"]},
+                        "HostedZoneId": {"Fn::GetAtt": ["ApiDomainName", "RegionalHostedZoneId"]},
+                        "EvaluateTargetHealth": False},
+    }
+    for name in ("DomainName", "CertificateArn", "HostedZoneId"):
+        assert tpl["Parameters"][name]["Default"] == "", name
+    assert tpl["Outputs"]["CustomDomainTarget"]["Condition"] == "HasCustomDomain"
+
+
+def test_translated_mapping_targets_the_default_stage(translated):
+    """HttpApi.Stage resolves to the stage SAM generates ($default)."""
+    res = translated["Resources"]
+    stage = res["ApiMapping"]["Properties"]["Stage"]["Ref"]
+    assert res[stage]["Type"] == "AWS::ApiGatewayV2::Stage"
+    assert res[stage]["Properties"]["StageName"] == "$default"
+
+
+@pytest.mark.parametrize("domain", ["auth.example.com", "a.io", "x-1.example.co.uk",
+                                    "a" * 63 + ".example.com"])
+def test_domain_issuer_is_one_the_functions_accept(tpl, domain):
+    """Every DomainName the template accepts gives an issuer IssuerUrl's pattern (config.rs's
+    validate_issuer: https://<host>/oauth) accepts too."""
+    assert re.fullmatch(tpl["Parameters"]["DomainName"]["AllowedPattern"], domain)
+    assert re.fullmatch(tpl["Parameters"]["IssuerUrl"]["AllowedPattern"], f"https://{domain}/oauth")
