@@ -580,6 +580,7 @@ async fn sign_in_records_are_read_in_one_batch_and_transactions_end_once() {
         code_challenge: None,
         login_hint: None,
         ask_consent: false,
+        consenting_user: None,
         exp: 1000,
     };
     store.put_transaction(&transaction).await.unwrap();

@@ -646,3 +646,35 @@ async fn another_users_hint_does_not_end_this_session_unasked() {
     assert!(asked.body.contains("csrf_token"), "the confirmation page");
     assert!(world.active(&access).await);
 }
+
+#[tokio::test]
+async fn a_consent_form_is_answered_only_by_the_session_it_was_shown_to() {
+    let world = world();
+    // Alice signs in to the consent client and is shown its consent form.
+    let page = world.authorize.handle(&authorize_url("asks", "")).await;
+    let alices_form = world
+        .authorize
+        .handle(&login_form(&page, PASSWORD, "same-origin"))
+        .await;
+    assert!(alices_form.body.contains("Asks First"));
+    // Bob has a session of his own in another browser.
+    let mut bob = user(password_hash());
+    bob.username = "bob".into();
+    bob.user_id = "b0b".into();
+    world.store.put_user(bob);
+    let page = world.authorize.handle(&authorize_url("web", "")).await;
+    let bobs = cookie_of(
+        &world
+            .authorize
+            .handle(&login_form_as(&page, "bob", PASSWORD, "same-origin"))
+            .await,
+    );
+    // Alice's form posted with Bob's cookie gets no code, for either of them.
+    let crossed = world
+        .authorize
+        .handle(&decision(&alices_form, &bobs, "allow"))
+        .await;
+    let params = redirected(&crossed);
+    assert_eq!(params["error"], "login_required", "{params:?}");
+    assert!(!params.contains_key("code"));
+}

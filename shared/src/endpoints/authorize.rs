@@ -328,6 +328,7 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
             pending.id = random_secret();
             pending.csrf_hash = sha256_b64(csrf.as_bytes());
             pending.login_hint = Some(session.username.clone());
+            pending.consenting_user = Some(session.user_id.clone());
             pending.exp = now + TRANSACTION_SECONDS;
             self.store.put_transaction(&pending).await?;
             return Ok(page::consent_page(
@@ -562,8 +563,12 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
         };
         let session = found.session;
         let reply_to = reply_to_of(&transaction);
-        // Consent belongs to the session's user: without a live session, sign in again.
-        let Some(session) = session.filter(|s| s.live(now)) else {
+        // Consent belongs to the user the form was shown to, answering in their own live
+        // session: any other session (or none) signs in again.
+        let Some(session) = session
+            .filter(|s| s.live(now))
+            .filter(|s| transaction.consenting_user.as_deref() == Some(s.user_id.as_str()))
+        else {
             return Ok(reply_error(
                 &reply_to,
                 AuthorizeError::LoginRequired,
@@ -757,6 +762,7 @@ fn authz_record(authz: &AuthorizationRequest, csrf: &str) -> LoginTransaction {
         code_challenge: authz.code_challenge.clone(),
         login_hint: authz.login_hint.clone(),
         ask_consent: authz.prompt.consent,
+        consenting_user: None,
         exp: 0,
     }
 }

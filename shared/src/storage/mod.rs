@@ -285,6 +285,9 @@ pub struct LoginTransaction {
     /// `prompt=consent`: ask again even where consent was given.
     #[serde(default)]
     pub ask_consent: bool,
+    /// On a consent form: the user it was shown to (only their session may answer it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consenting_user: Option<String>,
     pub exp: i64,
 }
 
