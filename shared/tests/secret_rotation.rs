@@ -247,3 +247,29 @@ fn the_event_is_secrets_managers() {
         .is_err()
     );
 }
+
+#[tokio::test]
+async fn secrets_managers_set_up_check_of_a_new_schedule_passes() {
+    use shared::keys::secret_rotation::SecretVersions;
+    // A schedule created without rotating at once: Secrets Manager calls testSecret alone on
+    // a pending version of its own, a copy of the current value (or none at all).
+    let text = serde_json::to_string(&initial_set()).unwrap();
+    let secret = MemorySecret::with_rotation(&text);
+    secret.put_pending("check", &text).await.unwrap();
+    assert_eq!(
+        run_step(&secret, &event("check", Step::Test), ctx(0))
+            .await
+            .unwrap(),
+        StepOutcome::Checked
+    );
+    assert_eq!(secret.current_text().unwrap(), text);
+    // On the first deploy the secret has no value yet (oauthctl init comes later).
+    let empty = MemorySecret::with_rotation("");
+    empty.put_pending("check", "").await.unwrap();
+    assert_eq!(
+        run_step(&empty, &event("check", Step::Test), ctx(0))
+            .await
+            .unwrap(),
+        StepOutcome::Checked
+    );
+}

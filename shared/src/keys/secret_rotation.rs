@@ -155,6 +155,9 @@ pub async fn run_step<S: SecretVersions>(
         None if event.step == Step::Create => {}
         _ => return Err(RotationError::NotPending(event.token.clone())),
     }
+    if event.step == Step::Test && configuration_test(secret, &event.token).await? {
+        return Ok(StepOutcome::Checked);
+    }
     let current = secret
         .at_stage(CURRENT)
         .await?
@@ -199,6 +202,22 @@ pub async fn run_step<S: SecretVersions>(
             Ok(StepOutcome::Finished)
         }
     }
+}
+
+/// Whether this `testSecret` is Secrets Manager checking the set-up rather than a rotation:
+/// a schedule created without an immediate rotation calls `testSecret` alone, on a pending
+/// version it made itself (no value, or a copy of the current one). Nothing was staged by
+/// `createSecret`, so there is nothing to test and nothing may fail (the first deploy runs
+/// it before `oauthctl init` has written any set).
+async fn configuration_test<S: SecretVersions>(
+    secret: &S,
+    token: &str,
+) -> Result<bool, RotationError> {
+    let Some(pending) = secret.pending(token).await? else {
+        return Ok(true);
+    };
+    let current = secret.at_stage(CURRENT).await?;
+    Ok(current.is_none_or(|c| c.text == pending))
 }
 
 /// The staged set, if it was built from the version that is still current.
