@@ -2,7 +2,8 @@
 # `make test`: everything, self-installing, no Docker, no AWS account.
 #   1. unit tests of the shared logic (in-memory adapters)
 #   2. adapter tests of DynamoDB / Secrets Manager against moto
-#   3. end-to-end tests over HTTP through the real function binaries (cargo lambda watch)
+#   3. end-to-end tests over HTTP through the real function binaries (cargo lambda watch),
+#      sign-in among them in headless Chromium with Authlib and openid-client as the apps
 #   4. template checks (sam validate --lint, cfn-lint on the translated template, IAM/route tests)
 #   5. the template under `sam local start-api` (Docker: the functions in Lambda containers)
 #      and the e2e subset marked `sam_local` against it (infra/scripts/sam-local.sh --run;
@@ -13,8 +14,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 say() { printf '\n==> %s\n' "$*"; }
 
-say "tools (project venv: moto, cargo-lambda, pytest)"
+say "tools (project venv: moto, cargo-lambda, pytest, playwright; Chromium and openid-client)"
 infra/scripts/venv.sh
+infra/scripts/browser.sh
 export PATH="$ROOT/.venv/bin:$PATH"
 
 say "build"
