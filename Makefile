@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: help dev sam-local test lint build bench fuzz deploy clean
+.PHONY: help dev sam-local test lint build bench fuzz screenshot deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,11 @@ bench: ## Benchmarks (see README, Performance): table + bench-results.json (BENC
 
 fuzz: ## Bounded fuzzing of request handling (FUZZ_SECONDS per target, default 120)
 	infra/scripts/fuzz.sh
+
+screenshot: ## docs/login-page.png: the hosted login page in Chromium (through make dev)
+	infra/scripts/venv.sh
+	infra/scripts/browser.sh
+	.venv/bin/python infra/scripts/screenshot.py
 
 deploy: ## sam build + sam deploy (guided the first time)
 	infra/scripts/deploy.sh
