@@ -57,6 +57,7 @@ def browser_client(
     public: bool = False,
     consent: bool = False,
     extra_grants: Iterable[str] = (),
+    post_logout_path: str = "",
 ) -> dict[str, Any]:
     """`oauthctl client create` for a browser app (authorization_code + refresh_token) whose
     redirect URI is `app`'s, with a distinctive display name; returns its JSON plus
@@ -72,6 +73,8 @@ def browser_client(
         args.append("--public")
     if consent:
         args.append("--consent")
+    if post_logout_path:
+        args += ["--post-logout-redirect-uri", app.origin + post_logout_path]
     out = stack.oauthctl(*args)
     assert isinstance(out, dict) and out.get("client_id"), out
     assert out["name"] == name, out

@@ -18,6 +18,7 @@ import urllib.parse
 import uuid
 
 import pytest
+import requests
 from playwright.sync_api import expect, sync_playwright
 
 from browser import (
@@ -497,3 +498,55 @@ def test_form_post_posts_code_state_and_iss_to_the_redirect_uri(stack, app, new_
     # AND the code exchanges
     token = rp.exchange(pending, callback)
     assert jwt_payload(token["id_token"])["nonce"] == pending.nonce
+
+
+# ------------------------------------------------------------------------------------ k. logout
+def test_rp_initiated_logout_in_the_browser_ends_the_session_and_its_tokens(stack, app, context):
+    # GIVEN a user signed in through Chromium, holding tokens, with a return page registered
+    app.pages["/signed-out"] = "<!DOCTYPE html><html lang=en><title>Bye</title><p>Signed out.</p>"
+    client = browser_client(stack, app, post_logout_path="/signed-out")
+    user = make_user(stack)
+    rp = AuthlibRP(stack, client)
+    pending = rp.authorize()
+    page = context.new_page()
+    page.goto(pending.url)
+    sign_in(page, user["username"], user["password"])
+    token = rp.exchange(pending, app.wait(page))
+    assert session_cookies(context)
+    # WHEN the app sends the browser to the end_session_endpoint with its id_token
+    end_session = stack.base_url + "/oauth/v2/logout?" + urllib.parse.urlencode({
+        "id_token_hint": token["id_token"], "state": "bye",
+        "post_logout_redirect_uri": app.origin + "/signed-out"})
+    page.goto(end_session)
+    # THEN the browser is back at the app with the state, without a session cookie
+    page.wait_for_url(app.origin + "/signed-out?state=bye")
+    assert session_cookies(context) == []
+    # AND the refresh token is dead, and a silent sign-in needs a login again
+    refreshed = requests.post(stack.base_url + "/oauth/v2/token", timeout=60,
+                              auth=(client["client_id"], client["client_secret"]),
+                              data={"grant_type": "refresh_token",
+                                    "refresh_token": token["refresh_token"]})
+    assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"
+    silent = rp.authorize(prompt="none")
+    page.goto(silent.url)
+    callback = app.wait(page)
+    assert callback.params["error"] == "login_required"
+
+
+def test_a_logout_link_without_a_hint_asks_before_signing_out(stack, app, context):
+    client = browser_client(stack, app)
+    user = make_user(stack)
+    rp = AuthlibRP(stack, client)
+    pending = rp.authorize()
+    page = context.new_page()
+    page.goto(pending.url)
+    sign_in(page, user["username"], user["password"])
+    app.wait(page)
+    # A bare link (as another site could embed) shows a confirmation, ending nothing...
+    page.goto(stack.base_url + "/oauth/v2/logout")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Sign out")
+    assert session_cookies(context)
+    # ...until the user presses the button.
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("You are signed out")
+    assert session_cookies(context) == []
