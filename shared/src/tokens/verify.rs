@@ -4,7 +4,7 @@
 use jsonwebtoken::Validation;
 
 use super::{ACCESS_TOKEN_TYP, AccessTokenClaims, ID_TOKEN_TYP, IdTokenClaims};
-use crate::keys::KeySet;
+use crate::keys::{KeySet, VerifyingKey};
 
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECONDS: u64 = 5;
@@ -17,26 +17,34 @@ pub enum VerifyError {
     Invalid,
 }
 
+/// The key a JWT names by `kid`, once its `typ` passes `typ_ok`; its `alg` must be the key's
+/// (RFC 8725 §3.1: the algorithm is the key's, never the token's choice).
+fn pinned_key<'k>(
+    token: &str,
+    keys: &'k KeySet,
+    typ_ok: impl Fn(Option<&str>) -> bool,
+) -> Result<&'k VerifyingKey, VerifyError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
+    if !typ_ok(header.typ.as_deref()) {
+        return Err(VerifyError::Invalid);
+    }
+    let kid = header.kid.as_deref().ok_or(VerifyError::Invalid)?;
+    let key = keys.verifying_key(kid).ok_or(VerifyError::UnknownKid)?;
+    if header.alg != key.alg.jsonwebtoken() {
+        return Err(VerifyError::Invalid);
+    }
+    Ok(key)
+}
+
 pub fn verify_access_token(
     token: &str,
     keys: &KeySet,
     issuer: &str,
 ) -> Result<AccessTokenClaims, VerifyError> {
-    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
     // RFC 9068 §4: resource servers MUST check the typ header.
-    if !header
-        .typ
-        .as_deref()
-        .is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP))
-    {
-        return Err(VerifyError::Invalid);
-    }
-    let kid = header.kid.as_deref().ok_or(VerifyError::Invalid)?;
-    let key = keys.verifying_key(kid).ok_or(VerifyError::UnknownKid)?;
-    // RFC 8725 §3.1: the algorithm is the key's, never the token's choice.
-    if header.alg != key.alg.jsonwebtoken() {
-        return Err(VerifyError::Invalid);
-    }
+    let key = pinned_key(token, keys, |typ| {
+        typ.is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP))
+    })?;
     let mut validation = Validation::new(key.alg.jsonwebtoken());
     validation.leeway = LEEWAY_SECONDS;
     validation.validate_exp = true;
@@ -58,16 +66,8 @@ pub fn verify_id_token_hint(
     keys: &KeySet,
     issuer: &str,
 ) -> Result<IdTokenClaims, VerifyError> {
-    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Invalid)?;
     // Never an access token (at+jwt) posing as an id_token.
-    if header.typ.as_deref() != Some(ID_TOKEN_TYP) {
-        return Err(VerifyError::Invalid);
-    }
-    let kid = header.kid.as_deref().ok_or(VerifyError::Invalid)?;
-    let key = keys.verifying_key(kid).ok_or(VerifyError::UnknownKid)?;
-    if header.alg != key.alg.jsonwebtoken() {
-        return Err(VerifyError::Invalid);
-    }
+    let key = pinned_key(token, keys, |typ| typ == Some(ID_TOKEN_TYP))?;
     let mut validation = Validation::new(key.alg.jsonwebtoken());
     validation.validate_exp = false;
     validation.validate_aud = false;
