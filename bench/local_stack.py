@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Local-stack measurements of the token function's release binary (SPEC §7, §10).
+"""Local-stack measurements of the token and authorize functions' release binaries (SPEC §7,
+§10, §12).
 
 A minimal Lambda Runtime API (the real protocol: GET .../invocation/next, POST
 .../invocation/<id>/response) feeds the binary API Gateway HTTP API (v2) events; moto stands in
@@ -7,9 +8,12 @@ for DynamoDB and Secrets Manager.
 
   coldstart   process start -> first response: wall time, the function's own CPU time (read
               from /proc while the process waits for our 202 to its response, i.e. before it can
-              poll again), peak RSS (VmHWM); moto's CPU in the same interval.
+              poll again), peak RSS (VmHWM); moto's CPU in the same interval. Token: a
+              client_credentials and a password request; authorize (with --authorize-binary):
+              GET /oauth/v2/authorize of a registered browser client, answered by the login page.
   calls       AWS calls per request type, counted by an HTTP proxy between binary and moto
-              (one X-Amz-Target per call).
+              (one X-Amz-Target per call); with --authorize-binary also a browser sign-in
+              (authorize GET, login form POST, the code exchange at the token function).
   throughput  wrk (or a Python client) -> HTTP front end -> runtime API -> N function processes
               (Lambda runs one request per instance: concurrency N = N instances) -> moto.
               Requests/s plus the CPU of every process involved.
@@ -19,10 +23,12 @@ All traffic is on 127.0.0.1. Output: one JSON document on stdout (progress on st
 
 import argparse
 import base64
+import hashlib
 import http.client
 import json
 import os
 import queue
+import re
 import resource
 import shutil
 import signal
@@ -132,13 +138,13 @@ def self_cpu_ns():
 # Events
 
 
-def apigw_event(method, path, headers, body):
+def apigw_event(method, path, headers, body, query=""):
     now = time.time()
-    return {
+    event = {
         "version": "2.0",
         "routeKey": f"{method} {path}",
         "rawPath": path,
-        "rawQueryString": "",
+        "rawQueryString": query,
         "headers": {k.lower(): v for k, v in headers.items()} | {"host": DOMAIN},
         "requestContext": {
             "accountId": "123456789012",
@@ -158,9 +164,14 @@ def apigw_event(method, path, headers, body):
             "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
             "timeEpoch": int(now * 1000),
         },
-        "body": base64.b64encode(body).decode(),
-        "isBase64Encoded": True,
+        "isBase64Encoded": False,
     }
+    if body:
+        event["body"] = base64.b64encode(body).decode()
+        event["isBase64Encoded"] = True
+    if query:
+        event["queryStringParameters"] = dict(urllib.parse.parse_qsl(query))
+    return event
 
 
 def basic(client_id, secret):
@@ -176,6 +187,54 @@ def token_event(client_id, secret, **form):
             "authorization": basic(client_id, secret),
             "content-type": "application/x-www-form-urlencoded",
         },
+        body,
+    )
+
+
+# The browser client's PKCE pair (RFC 7636 appendix B's verifier) and its redirect URI.
+VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+CHALLENGE = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest()).rstrip(b"=").decode()
+
+
+def authorize_event(args):
+    """GET /oauth/v2/authorize of the browser client, no session: the login page."""
+    query = urllib.parse.urlencode(
+        {
+            "response_type": "code",
+            "client_id": args.web_client_id,
+            "redirect_uri": args.web_redirect_uri,
+            "scope": "openid email",
+            "state": "bench",
+            "nonce": uuid.uuid4().hex,
+            "code_challenge": CHALLENGE,
+            "code_challenge_method": "S256",
+        },
+        quote_via=urllib.parse.quote,
+    )
+    return apigw_event("GET", "/oauth/v2/authorize", {"accept": "text/html"}, b"", query)
+
+
+def login_event(page, username, password):
+    """The login page's form, filled in and posted from the same origin."""
+
+    def hidden(name):
+        m = re.search(rf'name="{name}" value="([^"]*)"', page)
+        if not m:
+            raise RuntimeError(f"login page without {name}")
+        return m.group(1)
+
+    body = urllib.parse.urlencode(
+        {
+            "transaction": hidden("transaction"),
+            "csrf_token": hidden("csrf_token"),
+            "username": username,
+            "password": password,
+        }
+    ).encode()
+    return apigw_event(
+        "POST",
+        "/oauth/v2/authorize/login",
+        {"content-type": "application/x-www-form-urlencoded", "sec-fetch-site": "same-origin"},
         body,
     )
 
@@ -198,7 +257,8 @@ class Invocation:
 
 
 class RuntimeAPI:
-    def __init__(self):
+    def __init__(self, function="token"):
+        self.function = function
         self.pending = queue.Queue()
         self.by_id = {}
         self.lock = threading.Lock()
@@ -240,7 +300,7 @@ class RuntimeAPI:
                         ("Lambda-Runtime-Deadline-Ms", str(deadline)),
                         (
                             "Lambda-Runtime-Invoked-Function-Arn",
-                            "arn:aws:lambda:us-east-1:123456789012:function:token",
+                            f"arn:aws:lambda:us-east-1:123456789012:function:{api.function}",
                         ),
                         ("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000"),
                     ],
@@ -293,7 +353,7 @@ class RuntimeAPI:
         self.server.shutdown()
 
 
-def function_env(args, runtime_api, endpoint):
+def function_env(args, runtime_api, endpoint, name):
     env = {
         k: v
         for k, v in os.environ.items()
@@ -302,10 +362,10 @@ def function_env(args, runtime_api, endpoint):
     env.update(
         {
             "AWS_LAMBDA_RUNTIME_API": runtime_api,
-            "AWS_LAMBDA_FUNCTION_NAME": "token",
+            "AWS_LAMBDA_FUNCTION_NAME": name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/token",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
             "AWS_REGION": "us-east-1",
             "AWS_DEFAULT_REGION": "us-east-1",
@@ -324,10 +384,11 @@ def function_env(args, runtime_api, endpoint):
     return env
 
 
-def start_function(args, runtime_api, endpoint):
+def start_function(args, runtime_api, endpoint, name="token"):
+    binary = args.authorize_binary if name == "authorize" else args.binary
     return subprocess.Popen(
-        [args.binary],
-        env=function_env(args, runtime_api, endpoint),
+        [binary],
+        env=function_env(args, runtime_api, endpoint, name),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=open(args.function_log, "ab"),
@@ -344,21 +405,28 @@ def stop(proc):
             proc.wait()
 
 
-def response_json(inv):
+def response_text(inv):
+    """(status, body text, headers) of a function's API Gateway v2 response."""
     if inv.error or not inv.response:
         raise RuntimeError(f"function error: {inv.error or inv.response}")
     body = inv.response.get("body") or ""
     if inv.response.get("isBase64Encoded"):
         body = base64.b64decode(body).decode()
-    return inv.response.get("statusCode"), json.loads(body or "null")
+    headers = {k.lower(): v for k, v in (inv.response.get("headers") or {}).items()}
+    return inv.response.get("statusCode"), body, headers
+
+
+def response_json(inv):
+    status, body, _ = response_text(inv)
+    return status, json.loads(body or "null")
 
 
 # --------------------------------------------------------------------------------------------
 # Cold start
 
 
-def cold_start_once(args, event, moto_pid):
-    api = RuntimeAPI()
+def cold_start_once(args, event, moto_pid, name="token"):
+    api = RuntimeAPI(name)
     marks = {}
     state = {"proc": None}
 
@@ -379,16 +447,18 @@ def cold_start_once(args, event, moto_pid):
     inv = api.submit(event, on_response)
     moto_start = proc_tree_cpu_ns(moto_pid)
     t0 = time.perf_counter()
-    state["proc"] = start_function(args, api.address, args.endpoint)
+    state["proc"] = start_function(args, api.address, args.endpoint, name)
     ok = inv.done.wait(60)
     stop(state["proc"])
     api.pending.put(None)
     api.close()
     if not ok:
         raise RuntimeError("cold start: no response within 60 s")
-    status, body = response_json(inv)
+    status, body, _ = response_text(inv)
     if status != 200:
-        raise RuntimeError(f"cold start: status {status}: {body}")
+        raise RuntimeError(f"cold start {name}: status {status}: {body[:500]}")
+    if name == "authorize" and 'name="csrf_token"' not in body:
+        raise RuntimeError(f"cold start authorize: not the login page: {body[:500]}")
     sched, ticks = marks["cpu_at_response"]
     init_sched = marks["cpu_at_next"][0] if marks.get("cpu_at_next") else None
     return {
@@ -406,23 +476,25 @@ def cold_start_once(args, event, moto_pid):
 
 def cold_start(args):
     paths = {
-        "client_credentials": lambda: token_event(
+        "client_credentials": ("token", lambda: token_event(
             args.cc_client_id, args.cc_client_secret, grant_type="client_credentials", scope="read"
-        ),
-        "password": lambda: token_event(
+        )),
+        "password": ("token", lambda: token_event(
             args.pw_client_id,
             args.pw_client_secret,
             grant_type="password",
             username=args.username,
             password=args.password,
             scope="read",
-        ),
+        )),
     }
+    if args.authorize_binary:
+        paths["authorize_login_page"] = ("authorize", lambda: authorize_event(args))
     out = {}
-    for name, make_event in paths.items():
+    for name, (function, make_event) in paths.items():
         runs = []
         for i in range(args.repeat):
-            runs.append(cold_start_once(args, make_event(), args.moto_pid))
+            runs.append(cold_start_once(args, make_event(), args.moto_pid, function))
             log(f"cold start {name} #{i + 1}: " + ", ".join(f"{k}={v:.1f}" for k, v in runs[-1].items() if v is not None))
         median = {
             k: statistics.median(r[k] for r in runs)
@@ -583,6 +655,69 @@ def calls(args):
         stop(proc)
         api.pending.put(None)
         api.close()
+        proxy.server.shutdown()
+    return out
+
+
+def sign_in_calls(args):
+    """A browser sign-in through both functions behind the counting proxy: the authorize
+    function's first and second login page, the login form, the code exchange (token function
+    already warm, so its key set load is not counted here)."""
+    proxy = CountingProxy(args.moto_port)
+    endpoint = f"http://127.0.0.1:{proxy.port}"
+    auth_api, token_api = RuntimeAPI("authorize"), RuntimeAPI("token")
+    procs = [
+        start_function(args, auth_api.address, endpoint, "authorize"),
+        start_function(args, token_api.address, endpoint, "token"),
+    ]
+    out = {}
+    try:
+
+        def run(api, name, event, expect):
+            status, body, headers = response_text(api.invoke(event))
+            if status != expect:
+                raise RuntimeError(f"{name}: status {status}: {body[:500]}")
+            out[name] = proxy.take()
+            log(f"calls {name}: {out[name]}")
+            return body, headers
+
+        run(
+            token_api,
+            "(token function warm-up)",
+            token_event(args.cc_client_id, args.cc_client_secret, grant_type="client_credentials", scope="read"),
+            200,
+        )
+        del out["(token function warm-up)"]
+        run(auth_api, "authorize GET, login page (cold)", authorize_event(args), 200)
+        page, _ = run(auth_api, "authorize GET, login page", authorize_event(args), 200)
+        _, headers = run(
+            auth_api, "login form POST (session + code)", login_event(page, args.username, args.password), 303
+        )
+        location = headers.get("location", "")
+        code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query)).get("code")
+        if not code:
+            raise RuntimeError(f"login form: no code in {location!r}")
+        body, _ = run(
+            token_api,
+            "authorization_code exchange (refresh issued)",
+            token_event(
+                args.web_client_id,
+                args.web_client_secret,
+                grant_type="authorization_code",
+                code=code,
+                redirect_uri=args.web_redirect_uri,
+                code_verifier=VERIFIER,
+            ),
+            200,
+        )
+        if "id_token" not in json.loads(body):
+            raise RuntimeError(f"code exchange without an id_token: {body[:300]}")
+    finally:
+        for proc in procs:
+            stop(proc)
+        for api in (auth_api, token_api):
+            api.pending.put(None)
+            api.close()
         proxy.server.shutdown()
     return out
 
@@ -770,7 +905,11 @@ def throughput(args):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("what", choices=["coldstart", "calls", "throughput", "all"])
-    p.add_argument("--binary", required=True)
+    p.add_argument("--binary", required=True, help="the token function's binary")
+    p.add_argument("--authorize-binary", help="the authorize function's binary (optional)")
+    p.add_argument("--web-client-id", help="a browser client (authorization_code)")
+    p.add_argument("--web-client-secret")
+    p.add_argument("--web-redirect-uri", default="https://app.example.com/cb")
     p.add_argument("--moto-port", type=int, required=True)
     p.add_argument("--moto-pid", type=int, required=True)
     p.add_argument("--table", required=True)
@@ -788,12 +927,16 @@ def main():
     p.add_argument("--python-load", action="store_true")
     p.add_argument("--function-log", default=os.devnull)
     args = p.parse_args()
+    if args.authorize_binary and not (args.web_client_id and args.web_client_secret):
+        p.error("--authorize-binary needs --web-client-id and --web-client-secret")
     args.endpoint = f"http://127.0.0.1:{args.moto_port}"
     out = {"alg": args.alg}
     if args.what in ("coldstart", "all"):
         out["cold_start"] = cold_start(args)
     if args.what in ("calls", "all"):
         out["calls"] = calls(args)
+        if args.authorize_binary:
+            out["calls"] |= sign_in_calls(args)
     if args.what in ("throughput", "all"):
         out["throughput"] = throughput(args)
     json.dump(out, sys.stdout, indent=2)

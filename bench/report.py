@@ -120,6 +120,21 @@ def main():
             v = ms(f"introspect/{alg}")
             if v is not None:
                 row(sec, f"introspection (valid {alg} token)", f"{v:.4f} ms")
+        # Browser sign-in (SPEC §12). §10 sets no in-process target for these; its "other
+        # routes <= 0.15 ms beyond their own crypto" is a whole-process figure through the
+        # Runtime API, so the share beyond the signatures is shown for reference only.
+        lp = ms("authorize/login_page")
+        if lp is not None:
+            row(sec, "login page (GET /oauth/v2/authorize, no session)",
+                f"{lp:.4f} ms (request checks, transaction written, page rendered; no crypto but random ids)")
+        ce, s_es, s_rs = ms("authorize/code_exchange"), ms("sign/ES256"), ms("sign/RS256")
+        if ce is not None:
+            beyond = ""
+            if s_es is not None and s_rs is not None:
+                beyond = (f"; signatures alone {s_es + s_rs:.4f} ms (ES256 {s_es:.4f} + RS256 {s_rs:.4f}),"
+                          f" beyond them {ce - s_es - s_rs:.4f} ms")
+            row(sec, "code exchange (authorization_code + PKCE S256; ES256 access + RS256 id_token, refresh)",
+                f"{ce:.4f} ms{beyond}")
         kl = ms("keyset_load/init_6_keys")
         if kl is not None:
             row(sec, "key set load (6 keys: active+next x 3 algs)", f"{kl:.3f} ms (cold-start share)")
@@ -132,6 +147,10 @@ def main():
         pw = ms("token_password/ES256")
         if pw is not None:
             row(sec, f"password grant (argon2id {meta.get('argon2_phc_params', '?')})", f"{pw:.2f} ms")
+        lpost = ms("authorize/login_post")
+        if lpost is not None:
+            extra = f", {lpost - pw:+.2f} ms vs the password grant" if pw is not None else ""
+            row(sec, "login form POST (argon2id, session, code, 303)", f"{lpost:.2f} ms{extra}")
         # Equal time: judged on the interleaved medians (every case measured round-robin under
         # the same conditions); criterion's one-after-another groups are shown for reference.
         eq = meta.get("equal_time") or {}
@@ -172,12 +191,22 @@ def main():
     cold = local.get("cold_start")
     if cold:
         sec = f"cold start, x86_64 release, ACCESS_TOKEN_ALG={local.get('alg')} (median of {len(cold['client_credentials']['runs'])})"
+        # Judged: the token function's first token, and the authorize function's first
+        # response (the login page), against the same SPEC §10 targets; the password path needs
+        # argon2's 19 MiB and is reported only.
+        judged_paths = {
+            "client_credentials": ("cold start function CPU <= 25 ms",
+                                   "peak RSS (client_credentials) <= 20 MiB"),
+            "authorize_login_page": ("authorize cold start (login page) function CPU <= 25 ms",
+                                     "peak RSS (authorize login page) <= 20 MiB"),
+        }
         for path, m in ((k, v["median"]) for k, v in cold.items()):
-            cpu_v = verdict(m["cpu_ms"], TARGETS["cold_start_cpu_ms"]) if path == "client_credentials" else ""
-            rss_v = verdict(m["vm_hwm_mib"], TARGETS["cold_start_rss_mib"]) if path == "client_credentials" else ""
-            if path == "client_credentials":
-                summary["targets"]["cold start function CPU <= 25 ms"] = cpu_v
-                summary["targets"]["peak RSS (client_credentials) <= 20 MiB"] = rss_v
+            cpu_v = rss_v = ""
+            if path in judged_paths:
+                cpu_v = verdict(m["cpu_ms"], TARGETS["cold_start_cpu_ms"])
+                rss_v = verdict(m["vm_hwm_mib"], TARGETS["cold_start_rss_mib"])
+                summary["targets"][judged_paths[path][0]] = cpu_v
+                summary["targets"][judged_paths[path][1]] = rss_v
             row(sec, f"{path}: function CPU to first response",
                 f"{m['cpu_ms']:.1f} ms (init {m.get('init_cpu_ms', 0):.1f} + handler {m['cpu_ms'] - m.get('init_cpu_ms', 0):.1f}; utime+stime {m['cpu_stat_ms']:.0f} ms)",
                 "<= 25 ms" if cpu_v else "", cpu_v)
@@ -215,7 +244,10 @@ def main():
     # --- sizes ---------------------------------------------------------------------------
     sec = "size"
     if x86:
-        row(sec, "x86_64 release token binary", f"{x86['x86_64_release_token_bytes'] / MIB:.2f} MiB")
+        for name in ("token", "authorize"):
+            size = x86.get(f"x86_64_release_{name}_bytes")
+            if size is not None:
+                row(sec, f"x86_64 release {name} binary", f"{size / MIB:.2f} MiB")
     if zips is not None:
         worst = None
         for name, z in zips.items():

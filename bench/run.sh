@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # `make bench`: every SPEC §10 figure in one run; prints a table, writes bench-results.json.
 #   1. criterion (in-process, shared/benches/token.rs): warm token CPU per alg, bare signature,
-#      password grant, introspection, equal-time failure paths.
-#   2. cold start of the x86_64 release binary behind a minimal Lambda Runtime API + moto.
-#   3. AWS calls per request type (counting proxy between the binary and moto).
+#      password grant, introspection, equal-time failure paths, the login page, the code
+#      exchange and the login form's POST.
+#   2. cold start of the x86_64 release token and authorize binaries behind a minimal Lambda
+#      Runtime API + moto.
+#   3. AWS calls per request type (counting proxy between the binaries and moto).
 #   4. throughput on loopback (wrk -> runtime API front end -> N instances -> moto).
 #   5. arm64 release zips (cargo lambda build), unless BENCH_SKIP_ARM64=1.
 #
 # Knobs: BENCH_OUT (bench-results.json), BENCH_MOTO_PORT (4599), BENCH_ALG (RS256, the default
 #        ACCESS_TOKEN_ALG), BENCH_COLD_REPEAT (5), BENCH_LOAD_SECONDS (10),
 #        BENCH_CONCURRENCY (4), BENCH_SKIP_ARM64, BENCH_SKIP_CRITERION, BENCH_SKIP_LOCAL,
-#        BENCH_NO_BUILD (use the existing release token and debug oauthctl binaries),
+#        BENCH_NO_BUILD (use the existing release token/authorize and debug oauthctl binaries),
 #        BENCH_CLOCK=wall (criterion on wall time instead of process CPU time),
 #        BENCH_CRITERION_ARGS (default: --warm-up-time 1 --measurement-time 3).
 # Builds run one after another (never in parallel), nothing is cleaned.
@@ -69,12 +71,13 @@ fi
 
 # --- 2-4. local stack ------------------------------------------------------------------
 if [[ -z "${BENCH_SKIP_LOCAL:-}" ]]; then
-    say "cargo build --release -p token (x86_64), cargo build -p oauthctl"
+    say "cargo build --release -p token -p authorize (x86_64), cargo build -p oauthctl"
     if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
-        cargo build --release -p token
+        cargo build --release -p token -p authorize
         cargo build -p oauthctl
     fi
     BIN="$TARGET/release/token"
+    AUTHORIZE_BIN="$TARGET/release/authorize"
     OAUTHCTL="$TARGET/debug/oauthctl"
 
     say "moto_server on 127.0.0.1:$MOTO_PORT (fresh)"
@@ -90,24 +93,31 @@ if [[ -z "${BENCH_SKIP_LOCAL:-}" ]]; then
     "$OAUTHCTL" init >/dev/null
     cc_json="$("$OAUTHCTL" client create --name bench-cc --grant client_credentials --scope read)"
     pw_json="$("$OAUTHCTL" client create --name bench-pw --grant password --grant refresh_token --scope read)"
+    # A confidential browser client (PKCE required by default) for the authorize function.
+    web_json="$("$OAUTHCTL" client create --name bench-web --grant authorization_code \
+        --grant refresh_token --scope "openid email" --redirect-uri https://app.example.com/cb)"
     BENCH_PASSWORD="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(18))')"
     "$OAUTHCTL" user create --username bench-user --password="$BENCH_PASSWORD" >/dev/null
 
     say "cold start, AWS calls per request, throughput (ACCESS_TOKEN_ALG=$ALG)"
     : >"$WORK/function.log"
     "$PY" "$ROOT/bench/local_stack.py" all \
-        --binary "$BIN" --moto-port "$MOTO_PORT" --moto-pid "$MOTO_PID" \
+        --binary "$BIN" --authorize-binary "$AUTHORIZE_BIN" --moto-port "$MOTO_PORT" --moto-pid "$MOTO_PID" \
         --table "$TABLE" --secret-id "$SECRET_ID" --alg "$ALG" \
         --cc-client-id="$(field client_id <<<"$cc_json")" \
         --cc-client-secret="$(field client_secret <<<"$cc_json")" \
         --pw-client-id="$(field client_id <<<"$pw_json")" \
         --pw-client-secret="$(field client_secret <<<"$pw_json")" \
+        --web-client-id="$(field client_id <<<"$web_json")" \
+        --web-client-secret="$(field client_secret <<<"$web_json")" \
+        --web-redirect-uri https://app.example.com/cb \
         --username bench-user --password="$BENCH_PASSWORD" \
         --repeat "${BENCH_COLD_REPEAT:-5}" --seconds "${BENCH_LOAD_SECONDS:-10}" \
         --concurrency "${BENCH_CONCURRENCY:-4}" --function-log "$WORK/function.log" \
         >"$WORK/local.json"
-    # The release binary's size on x86_64 (the arm64 zips below are what ships).
-    stat -c '{"x86_64_release_token_bytes": %s}' "$BIN" >"$WORK/x86.json"
+    # The release binaries' sizes on x86_64 (the arm64 zips below are what ships).
+    stat -c '{"x86_64_release_token_bytes": %s, ' "$BIN" >"$WORK/x86.json"
+    stat -c '"x86_64_release_authorize_bytes": %s}' "$AUTHORIZE_BIN" >>"$WORK/x86.json"
     "$ROOT/infra/scripts/moto.sh" stop "$MOTO_PORT"
     MOTO_STARTED=""
 fi

@@ -6,6 +6,12 @@
 //! - `token_cc/{RS256,ES256,EdDSA}`: warm client_credentials token, whole handler.
 //! - `sign/{RS256,ES256,EdDSA}`: `Signer::sign_jwt` alone, from a loaded `KeySet`.
 //! - `token_password/ES256`: password grant (argon2id verification included).
+//! - `authorize/login_page`: GET /oauth/v2/authorize of a registered client, no session: the
+//!   200 login page (request checks, the transaction written to the store, the page rendered).
+//! - `authorize/code_exchange`: the token endpoint's authorization_code grant (client
+//!   authentication, the code redeemed, PKCE S256, the family stored, an ES256 access token and
+//!   an RS256 id_token), a fresh code each iteration.
+//! - `authorize/login_post`: the login form's POST (argon2id dominates): session, code, 303.
 //! - `introspect/{RS256,ES256,EdDSA}`: RFC 7662 introspection of a valid access token.
 //! - `keyset_load/init_6_keys`: parsing the key set `oauthctl init` writes (cold-start share).
 //! - `equal_time_password/{unknown_user,wrong_password}` and
@@ -21,20 +27,26 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use criterion::measurement::{Measurement, ValueFormatter};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use shared::authorize::code::issue_code;
+use shared::authorize::pkce::challenge_of;
 use shared::config::Config;
+use shared::endpoints::authorize::{AuthorizeService, LOGIN_PATH};
 use shared::endpoints::token::TokenService;
 use shared::endpoints::tokeninfo::TokenInfoService;
 use shared::grants::client_auth::authenticate_client;
 use shared::http::{ApiRequest, ApiResponse};
 use shared::keys::{Alg, KeySet, KeySetDocument};
 use shared::request::ClientCredentials;
-use shared::storage::ClientDirectory;
 use shared::storage::memory::MemoryStore;
-use shared::testing::{
-    CLIENT_SECRET as SECRET, ISSUER, PASSWORD, StaticKeys, USERNAME, WRONG_SECRET, basic, key_set,
-    post,
+use shared::storage::{
+    AuthorizationCode, AuthorizationCodes, ClientDirectory, GrantType, SignInRecords,
 };
+use shared::testing::{
+    CLIENT_SECRET as SECRET, ISSUER, PASSWORD, REDIRECT_URI, StaticKeys, USER_ID, USERNAME,
+    WRONG_SECRET, basic, key_set, post,
+};
+use shared::tokens::refresh::RefreshToken;
 use shared::tokens::{ACCESS_TOKEN_TYP, AccessTokenClaims};
 
 /// Client authentication failures compared for equal time: (case, client id, secret). `svc`
@@ -44,6 +56,10 @@ const CLIENT_FAILURES: [(&str, &str, &str); 3] = [
     ("wrong_secret", "svc", WRONG_SECRET),
     ("disabled_client", "off", SECRET),
 ];
+
+/// The browser client's PKCE verifier (RFC 7636 appendix B's) and the sign-in's scope.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const WEB_SCOPE: &str = "openid email";
 
 /// Password-grant failures compared for equal time: (case, username, password).
 const PASSWORD_FAILURES: [(&str, &str, &str); 2] = [
@@ -185,6 +201,91 @@ fn password_request(username: &str, password: &str) -> ApiRequest {
         .append_pair("scope", "read")
         .finish();
     form_post("/oauth/v2/token", "app", SECRET, &body)
+}
+
+/// `store` plus the confidential browser client `web` (authorization_code + refresh_token,
+/// redirect URI `REDIRECT_URI`, PKCE required), as in `shared/tests/sign_in.rs`.
+fn sign_in_store(password_hash: &str) -> MemoryStore {
+    let store = store(password_hash);
+    store.put_client(shared::testing::client(
+        "web",
+        &[GrantType::AuthorizationCode, GrantType::RefreshToken],
+    ));
+    store
+}
+
+/// GET /oauth/v2/authorize for `web`, without a session cookie: the login page.
+fn authorize_request() -> ApiRequest {
+    let encode = |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    let query = format!(
+        "response_type=code&client_id=web&redirect_uri={}&scope={}&state=st&nonce=n1&code_challenge={}&code_challenge_method=S256",
+        encode(REDIRECT_URI),
+        encode(WEB_SCOPE),
+        challenge_of(VERIFIER)
+    );
+    ApiRequest {
+        method: http::Method::GET,
+        path: "/oauth/v2/authorize".into(),
+        query: Some(query),
+        domain_name: Some("id.example.com".into()),
+        ..ApiRequest::default()
+    }
+}
+
+/// The hidden value `name` of a page's form.
+fn hidden(page: &ApiResponse, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.body.find(&marker).expect("hidden field") + marker.len();
+    let end = page.body[start..].find('"').expect("end of value") + start;
+    page.body[start..end].to_owned()
+}
+
+/// The login form of `page`, filled in with alice's password, posted from the same origin.
+fn login_request(page: &ApiResponse) -> ApiRequest {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("transaction", &hidden(page, "transaction"))
+        .append_pair("csrf_token", &hidden(page, "csrf_token"))
+        .append_pair("username", USERNAME)
+        .append_pair("password", PASSWORD)
+        .finish();
+    post(
+        LOGIN_PATH,
+        "application/x-www-form-urlencoded",
+        &body,
+        &[("sec-fetch-site", "same-origin")],
+    )
+}
+
+/// A fresh code for `web`, stored as the login would store it (`issue_code`), and the token
+/// request that exchanges it.
+fn code_exchange_request(rt: &tokio::runtime::Runtime, store: &MemoryStore) -> ApiRequest {
+    let issued = issue_code(
+        AuthorizationCode {
+            code_hash: String::new(),
+            client_id: "web".to_owned(),
+            redirect_uri: REDIRECT_URI.to_owned(),
+            scope: WEB_SCOPE.to_owned(),
+            nonce: Some("n1".to_owned()),
+            code_challenge: Some(challenge_of(VERIFIER)),
+            user_id: USER_ID.to_owned(),
+            username: USERNAME.to_owned(),
+            claims: BTreeMap::from([("email".to_owned(), "alice@example.com".to_owned())]),
+            auth_time: shared::now_epoch(),
+            family_id: RefreshToken::new_family(USER_ID).family_id,
+            exp: 0,
+            consumed_at: None,
+        },
+        shared::now_epoch(),
+    );
+    rt.block_on(store.store_code(&issued.record))
+        .expect("store code");
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "authorization_code")
+        .append_pair("code", &issued.code)
+        .append_pair("redirect_uri", REDIRECT_URI)
+        .append_pair("code_verifier", VERIFIER)
+        .finish();
+    form_post("/oauth/v2/token", "web", SECRET, &body)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -367,6 +468,8 @@ fn benches(c: &mut Criterion<Clock>) {
     });
     group.finish();
 
+    sign_in(c, &rt, &doc_text, &password_hash);
+
     let mut group = c.benchmark_group("equal_time_password");
     // argon2id dominates and varies with the machine: more samples than the other groups.
     group.sample_size(30);
@@ -382,6 +485,88 @@ fn benches(c: &mut Criterion<Clock>) {
 
     let equal_time = equal_time_interleaved(&rt, &service);
     write_meta(&password_hash, first_calls, equal_time);
+}
+
+/// Browser sign-in (SPEC §12): the login page, the code exchange, the login form's POST.
+fn sign_in(
+    c: &mut Criterion<Clock>,
+    rt: &tokio::runtime::Runtime,
+    doc_text: &str,
+    password_hash: &str,
+) {
+    let store = sign_in_store(password_hash);
+    let authorize = AuthorizeService::new(
+        config(Alg::Es256),
+        store.clone(),
+        StaticKeys(doc_text.to_owned()),
+    );
+    let token = TokenService::new(
+        config(Alg::Es256),
+        store.clone(),
+        StaticKeys(doc_text.to_owned()),
+    );
+    let page_request = authorize_request();
+    let page = rt.block_on(authorize.handle(&page_request));
+    expect_status(&page, 200, "login page");
+    assert!(page.body.contains("csrf_token"), "{}", page.body);
+    let exchanged = rt.block_on(token.handle(&code_exchange_request(rt, &store)));
+    expect_status(&exchanged, 200, "code exchange");
+    assert!(
+        exchanged.body.contains("\"id_token\""),
+        "{}",
+        exchanged.body
+    );
+    let clock = Clock { cpu: cpu_clock() };
+
+    let mut group = c.benchmark_group("authorize");
+    // Each page writes a transaction; they are finished (deleted) between timed chunks so the
+    // in-memory store stays the size a real one would look like to a request.
+    group.bench_function("login_page", |b| {
+        b.iter_custom(|iters| {
+            let mut total = 0;
+            let mut done = 0;
+            while done < iters {
+                let n = (iters - done).min(256);
+                let start = clock.start();
+                let pages: Vec<ApiResponse> = (0..n)
+                    .map(|_| rt.block_on(authorize.handle(std::hint::black_box(&page_request))))
+                    .collect();
+                total += clock.end(start);
+                for page in &pages {
+                    expect_status(page, 200, "login page");
+                    let id = hidden(page, "transaction");
+                    assert!(rt.block_on(store.finish_transaction(&id)).expect("finish"));
+                }
+                done += n;
+            }
+            total
+        })
+    });
+    group.bench_function("code_exchange", |b| {
+        b.iter_batched(
+            || code_exchange_request(rt, &store),
+            |request| {
+                let response = rt.block_on(token.handle(&request));
+                expect_status(&response, 200, "code exchange");
+                response
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // argon2id-bound, next to token_password: few samples.
+    group.sample_size(10);
+    group.bench_function("login_post", |b| {
+        b.iter_batched(
+            || login_request(&rt.block_on(authorize.handle(&page_request))),
+            |request| {
+                let response = rt.block_on(authorize.handle(&request));
+                expect_status(&response, 303, "login form");
+                response
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
 }
 
 /// One failure path under test: a name and one call of it.
