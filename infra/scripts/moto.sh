@@ -65,7 +65,9 @@ start)
         "$ROOT/infra/scripts/venv.sh"
     fi
     # setsid: own process group, so stop can take down the server and its children.
-    setsid "$VENV/bin/moto_server" -H "$HOST" -p "$PORT" >"$LOG" 2>&1 </dev/null &
+    # One request at a time, so conditional writes are atomic as on AWS (moto_serial.py).
+    setsid "$VENV/bin/python" "$ROOT/infra/scripts/moto_serial.py" -H "$HOST" -p "$PORT" \
+        >"$LOG" 2>&1 </dev/null &
     echo $! >"$PIDFILE"
     wait_ready
     echo "moto.sh: moto_server ready on $URL (pid $(cat "$PIDFILE"), log ${LOG#"$ROOT"/})" >&2

@@ -222,7 +222,10 @@ def aws_backend() -> Iterator[AwsBackend]:
             )
         moto_server = Path(found)
     port = free_port()
-    moto = Proc("moto", [str(moto_server), "-H", "127.0.0.1", "-p", str(port)], _base_env())
+    # moto_server, one request at a time: conditional writes atomic as on AWS.
+    serial = ROOT / "infra" / "scripts" / "moto_serial.py"
+    moto = Proc("moto", [str(moto_server.parent / "python"), str(serial), "-H", "127.0.0.1",
+                         "-p", str(port)], _base_env())
     proxy: Optional[FaultProxy] = None
     try:
         _wait_moto(moto, f"http://127.0.0.1:{port}")
