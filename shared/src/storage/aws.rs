@@ -36,6 +36,13 @@ pub(crate) fn aws_error_text<E: std::error::Error + 'static, R: std::fmt::Debug>
     aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string()
 }
 
+/// The 503-bound error of a failed SDK call, naming the operation (both adapters use it).
+pub(crate) fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    operation: &'static str,
+) -> impl FnOnce(SdkError<E, R>) -> crate::error::StoreError {
+    move |e| crate::error::StoreError::Unavailable(format!("{operation}: {}", aws_error_text(&e)))
+}
+
 /// The Secrets Manager client alone (the rotation function), built once at cold start.
 pub async fn secrets_client() -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(&load_sdk_config().await)

@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::aws::aws_error_text;
+use super::aws::unavailable;
 use super::{
     Account, AuthorizationCode, AuthorizationCodes, BrowserSession, Client, ClientDirectory,
     Consent, Counted, FailureCounter, FailureCounters, Found, LoginDirectory, LoginRecords,
@@ -47,12 +47,6 @@ fn batch_backoff(attempt: u32) -> std::time::Duration {
 pub struct DynamoStore {
     client: DynamoClient,
     table: String,
-}
-
-fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
-    operation: &'static str,
-) -> impl FnOnce(aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError {
-    move |e| StoreError::Unavailable(format!("{operation}: {}", aws_error_text(&e)))
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {

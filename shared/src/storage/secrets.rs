@@ -4,7 +4,7 @@ use aws_sdk_secretsmanager::Client as SecretsClient;
 use aws_sdk_secretsmanager::error::SdkError;
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
 
-use super::aws::aws_error_text;
+use super::aws::unavailable;
 use crate::error::StoreError;
 use crate::keys::KeySource;
 use crate::keys::secret_rotation::{CURRENT, PENDING, SecretStages, SecretVersion, SecretVersions};
@@ -30,9 +30,7 @@ impl SecretsKeySource {
             .secret_string(text)
             .send()
             .await
-            .map_err(|e| {
-                StoreError::Unavailable(format!("PutSecretValue: {}", aws_error_text(&e)))
-            })?;
+            .map_err(unavailable("PutSecretValue"))?;
         Ok(())
     }
 
@@ -56,15 +54,10 @@ impl SecretsKeySource {
                     .description("Signing keys of the OAuth token service (managed by oauthctl)")
                     .send()
                     .await
-                    .map_err(|e| {
-                        StoreError::Unavailable(format!("CreateSecret: {}", aws_error_text(&e)))
-                    })?;
+                    .map_err(unavailable("CreateSecret"))?;
                 Ok(true)
             }
-            Err(e) => Err(StoreError::Unavailable(format!(
-                "DescribeSecret: {}",
-                aws_error_text(&e)
-            ))),
+            Err(e) => Err(unavailable("DescribeSecret")(e)),
         }
     }
 }
@@ -91,10 +84,7 @@ impl KeySource for SecretsKeySource {
                 // A secret created empty has no AWSCURRENT version yet.
                 Ok(None)
             }
-            Err(e) => Err(StoreError::Unavailable(format!(
-                "GetSecretValue: {}",
-                aws_error_text(&e)
-            ))),
+            Err(e) => Err(unavailable("GetSecretValue")(e)),
         }
     }
 }
@@ -137,16 +127,9 @@ impl SecretsRotation {
             {
                 Ok(None)
             }
-            Err(e) => Err(unavailable("GetSecretValue", &e)),
+            Err(e) => Err(unavailable("GetSecretValue")(e)),
         }
     }
-}
-
-fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
-    call: &str,
-    error: &SdkError<E, R>,
-) -> StoreError {
-    StoreError::Unavailable(format!("{call}: {}", aws_error_text(error)))
 }
 
 impl SecretVersions for SecretsRotation {
@@ -157,7 +140,7 @@ impl SecretVersions for SecretsRotation {
             .secret_id(&self.secret_id)
             .send()
             .await
-            .map_err(|e| unavailable("DescribeSecret", &e))?;
+            .map_err(unavailable("DescribeSecret"))?;
         let versions = out
             .version_ids_to_stages()
             .map(|map| map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -188,7 +171,7 @@ impl SecretVersions for SecretsRotation {
             .version_stages(PENDING)
             .send()
             .await
-            .map_err(|e| unavailable("PutSecretValue", &e))?;
+            .map_err(unavailable("PutSecretValue"))?;
         Ok(())
     }
 
@@ -201,7 +184,7 @@ impl SecretVersions for SecretsRotation {
             .remove_from_version_id(from)
             .send()
             .await
-            .map_err(|e| unavailable("UpdateSecretVersionStage", &e))?;
+            .map_err(unavailable("UpdateSecretVersionStage"))?;
         Ok(())
     }
 }
