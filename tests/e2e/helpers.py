@@ -456,3 +456,16 @@ class ResourceServer:
                             audience=audience, leeway=5,
                             options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"]})
         return header, claims
+
+
+def audit_lines(log_path) -> list[dict]:
+    """The EMF audit lines of a watcher's log (the functions' stdout, one JSON object each)."""
+    out = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        start = line.find('{"')
+        if start >= 0 and '"_aws"' in line:
+            try:
+                out.append(json.loads(line[start:]))
+            except ValueError:
+                pass
+    return out

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from helpers import basic, cc_token, make_client, make_user, password_token
+from helpers import audit_lines, basic, cc_token, make_client, make_user, password_token
 
 API_KEY_HEADER = "X-EmpowerID-API-Key"
 USER_GRANTS = ("client_credentials", "password", "refresh_token")
@@ -251,19 +251,6 @@ def test_logs_and_error_bodies_carry_no_secrets(stack, level):
         f"\n... and {len(findings) - 60} more" if len(findings) > 60 else "")
 
 
-def _audit_lines(log_path: Path) -> list[dict]:
-    """The EMF audit lines of a watcher's log (the functions' stdout, one JSON object each)."""
-    out = []
-    for line in log_path.read_text(errors="replace").splitlines():
-        start = line.find('{"')
-        if start >= 0 and '"_aws"' in line:
-            try:
-                out.append(json.loads(line[start:]))
-            except ValueError:
-                pass
-    return out
-
-
 def _claims(jwt_text: str) -> dict:
     payload = jwt_text.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -286,7 +273,7 @@ def test_every_issued_token_and_refusal_has_an_audit_line_that_is_also_a_metric(
     # THEN the function's log has one line per event, with who, what and where from
     deadline = time.monotonic() + 30
     while True:
-        lines = _audit_lines(Path(stack.watch.proc.log_path))
+        lines = audit_lines(Path(stack.watch.proc.log_path))
         issued = {l.get("jti"): l for l in lines if l.get("event") == "token_issued"}
         refusals = [l for l in lines if l.get("event") == "token_refused"
                     and l.get("user_agent") == "audit-test/1"]

@@ -19,7 +19,14 @@ import requests
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.common.security import generate_token
 
-from helpers import assert_error, assert_success, jwt_payload, make_client, make_user
+from helpers import (
+    assert_error,
+    assert_success,
+    audit_lines,
+    jwt_payload,
+    make_client,
+    make_user,
+)
 
 REDIRECT = "http://127.0.0.1:8765/callback"
 AFTER_LOGOUT = "http://127.0.0.1:8765/signed-out"
@@ -327,9 +334,7 @@ def test_a_sign_in_and_a_failed_login_leave_audit_lines(stack):
     assert done.status_code == 303
     deadline = time.monotonic() + 30
     while True:
-        lines = [json.loads(l[l.find('{"'):]) for l in
-                 Path(stack.watch.proc.log_path).read_text(errors="replace").splitlines()
-                 if '"_aws"' in l and '{"' in l]
+        lines = audit_lines(Path(stack.watch.proc.log_path))
         ours = [l for l in lines if l.get("client_id") == client["client_id"]]
         events = [l["event"] for l in ours]
         if ("code_issued" in events and "login_failed" in events) or time.monotonic() > deadline:
