@@ -32,6 +32,7 @@ import re
 import resource
 import shutil
 import signal
+import ssl
 import statistics
 import subprocess
 import sys
@@ -384,14 +385,20 @@ def function_env(args, runtime_api, endpoint, name):
     return env
 
 
-def start_function(args, runtime_api, endpoint, name="token"):
-    binary = args.authorize_binary if name == "authorize" else args.binary
+def start_function(args, runtime_api, endpoint, name="token", env=None, cpu_share=None):
+    binary = {
+        "authorize": args.authorize_binary,
+        "tokeninfo": args.tokeninfo_binary,
+        "discovery": args.discovery_binary,
+    }.get(name) or args.binary
     return subprocess.Popen(
         [binary],
-        env=function_env(args, runtime_api, endpoint, name),
+        env=function_env(args, runtime_api, endpoint, name) | (env or {}),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=open(args.function_log, "ab"),
+        # In the child before exec: the whole process (every thread it starts) under the quota.
+        preexec_fn=cpu_share.enter if cpu_share else None,
     )
 
 
@@ -425,14 +432,14 @@ def response_json(inv):
 # Cold start
 
 
-def cold_start_once(args, event, moto_pid, name="token"):
+def cold_start_once(args, event, moto_pid, name="token", cpu_share=None, endpoint=None, env=None):
     api = RuntimeAPI(name)
     marks = {}
     state = {"proc": None}
 
     def on_next(t):
         # First poll = init finished; read the function's CPU while it waits for the event.
-        if "t_first_next" not in marks:
+        if "t_first_next" not in marks and state["proc"] is not None:
             marks["t_first_next"] = t
             marks["cpu_at_next"] = proc_cpu(state["proc"].pid)
 
@@ -447,7 +454,7 @@ def cold_start_once(args, event, moto_pid, name="token"):
     inv = api.submit(event, on_response)
     moto_start = proc_tree_cpu_ns(moto_pid)
     t0 = time.perf_counter()
-    state["proc"] = start_function(args, api.address, args.endpoint, name)
+    state["proc"] = start_function(args, api.address, endpoint or args.endpoint, name, env, cpu_share)
     ok = inv.done.wait(60)
     stop(state["proc"])
     api.pending.put(None)
@@ -510,7 +517,11 @@ def cold_start(args):
 
 
 class CountingProxy:
-    def __init__(self, upstream_port):
+    """Keep-alive HTTP/1.1 towards the functions (moto closes every connection; Lambda's SDK
+    keeps its own open), one connection per thread towards moto, counting X-Amz-Target.
+    tls=(cert, key) serves HTTPS, as the storage endpoints are on AWS."""
+
+    def __init__(self, upstream_port, tls=None):
         self.calls = []
         self.lock = threading.Lock()
         proxy = self
@@ -553,6 +564,11 @@ class CountingProxy:
 
         self.server = Server(("127.0.0.1", 0), H)
         self.port = self.server.server_address[1]
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def take(self):
@@ -721,6 +737,365 @@ def sign_in_calls(args):
         proxy.server.shutdown()
     return out
 
+
+
+# --------------------------------------------------------------------------------------------
+# Warm whole-process CPU per request
+
+
+def wait_idle(api, polls):
+    """Until the function has made `polls` /next calls: it is then idle, waiting for an event."""
+    deadline = time.perf_counter() + 30
+    while len(api.next_calls) < polls:
+        if time.perf_counter() > deadline:
+            raise RuntimeError("function did not come back to /next")
+        time.sleep(0.0005)
+
+
+def checked(api, event, expect, what):
+    status, body, headers = response_text(api.invoke(event))
+    if status != expect:
+        raise RuntimeError(f"{what}: status {status}: {body[:300]}")
+    return body, headers
+
+
+class WarmFunction:
+    """One function process, warmed up, whose CPU is read only while it waits at /next: a
+    reading covers whole invocations (event fetch, handler, storage calls, response post)."""
+
+    def __init__(self, args, name, endpoint, env=None, cpu_share=None):
+        self.api = RuntimeAPI(name)
+        self.proc = start_function(args, self.api.address, endpoint, name, env, cpu_share)
+
+    def latencies(self, one, n):
+        """Wall ms of each of n sequential invocations, as the emulator sees them."""
+        out = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            one(self.api)
+            out.append((time.perf_counter() - t0) * 1e3)
+        return out
+
+    def measure(self, one, n):
+        wait_idle(self.api, len(self.api.next_calls) or 1)
+        polls = len(self.api.next_calls)
+        sched0, ticks0 = proc_cpu(self.proc.pid)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            one(self.api)
+        wall = time.perf_counter() - t0
+        wait_idle(self.api, polls + n)
+        sched1, ticks1 = proc_cpu(self.proc.pid)
+        return {
+            "n": n,
+            "cpu_ms": (sched1 - sched0) / 1e6 / n,
+            "cpu_stat_ms": (ticks1 - ticks0) / 1e6 / n,
+            "wall_ms": wall * 1e3 / n,
+        }
+
+    def close(self):
+        stop(self.proc)
+        self.api.pending.put(None)
+        self.api.close()
+
+
+def warm_cases(args):
+    """(function, case name, env, prepare() -> one(api), n). prepare runs untimed."""
+    cc = dict(grant_type="client_credentials", scope="read")
+    pw = dict(grant_type="password", username=args.username, password=args.password, scope="read")
+
+    def fixed(function, event_fn, expect=200):
+        return lambda: lambda api: checked(api, event_fn(), expect, function)
+
+    cases = [
+        (
+            "token",
+            f"client_credentials {alg}",
+            {"ACCESS_TOKEN_ALG": alg},
+            fixed("token", lambda: token_event(args.cc_client_id, args.cc_client_secret, **cc)),
+            args.warm_n,
+        )
+        for alg in ("RS256", "ES256", "EdDSA")
+    ]
+    cases.append(("token", "password", {}, fixed("token", lambda: token_event(args.pw_client_id, args.pw_client_secret, **pw)), max(10, args.warm_n // 20)))
+
+    def refresh_chain():
+        state = {}
+
+        def one(api):
+            if "rt" not in state:
+                body, _ = checked(api, token_event(args.pw_client_id, args.pw_client_secret, **pw), 200, "password")
+                state["rt"] = json.loads(body)["refresh_token"]
+                return
+            body, _ = checked(
+                api,
+                token_event(args.pw_client_id, args.pw_client_secret, grant_type="refresh_token", refresh_token=state["rt"]),
+                200,
+                "refresh_token",
+            )
+            state["rt"] = json.loads(body)["refresh_token"]
+
+        # The first call (a password grant) happens during warm-up.
+        return one
+
+    cases.append(("token", "refresh_token", {}, refresh_chain, args.warm_n // 2))
+
+    def access_token():
+        status, body = response_json(args.token_api.invoke(token_event(args.cc_client_id, args.cc_client_secret, **cc)))
+        if status != 200:
+            raise RuntimeError(f"access token for tokeninfo: {status} {body}")
+        return body["access_token"]
+
+    if args.tokeninfo_binary:
+
+        def introspection():
+            form = urllib.parse.urlencode({"token": access_token()}).encode()
+            headers = {
+                "authorization": basic(args.cc_client_id, args.cc_client_secret),
+                "content-type": "application/x-www-form-urlencoded",
+            }
+            return lambda api: checked(api, apigw_event("POST", "/oauth/v2/tokeninfo", headers, form), 200, "introspection")
+
+        cases.append(("tokeninfo", "introspection (RFC 7662)", {}, introspection, args.warm_n))
+    if args.discovery_binary:
+        cases.append(("discovery", "JWKS", {}, fixed("discovery", lambda: apigw_event("GET", "/oauth/v2/jwks", {}, b"")), args.warm_n))
+        cases.append(
+            (
+                "discovery",
+                "openid-configuration",
+                {},
+                fixed("discovery", lambda: apigw_event("GET", "/oauth/.well-known/openid-configuration", {}, b"")),
+                args.warm_n,
+            )
+        )
+    if args.authorize_binary:
+        cases.append(("authorize", "authorize GET (login page)", {}, fixed("authorize", lambda: authorize_event(args)), args.warm_n))
+
+        def login_post():
+            def one(api):
+                page, _ = checked(args.authorize_api, authorize_event(args), 200, "login page")
+                checked(api, login_event(page, args.username, args.password), 303, "login POST")
+
+            return one
+
+        # Each POST needs a fresh login page: the page comes from a second authorize process,
+        # so only the POST is counted in this one.
+        cases.append(("authorize", "login form POST (session + code)", {}, login_post, max(10, args.warm_n // 20)))
+
+        def code_exchange():
+            codes = []
+
+            def one(api):
+                if not codes:
+                    raise RuntimeError("code exchange: out of codes")
+                checked(
+                    api,
+                    token_event(
+                        args.web_client_id,
+                        args.web_client_secret,
+                        grant_type="authorization_code",
+                        code=codes.pop(),
+                        redirect_uri=args.web_redirect_uri,
+                        code_verifier=VERIFIER,
+                    ),
+                    200,
+                    "code exchange",
+                )
+
+            # Codes live 60 s (SPEC): made just before the timed loop, by the helper process.
+            for _ in range(args.code_n + 5):  # 5 go to the warm-up
+                page, _ = checked(args.authorize_api, authorize_event(args), 200, "login page")
+                _, headers = checked(args.authorize_api, login_event(page, args.username, args.password), 303, "login")
+                location = headers.get("location", "")
+                codes.append(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))["code"])
+            return one
+
+        cases.append(("token", "authorization_code exchange", {}, code_exchange, args.code_n))
+    return cases
+
+
+def test_ca(work):
+    """A CA and a leaf for 127.0.0.1 (openssl), so the functions' SDK (rustls, roots from
+    SSL_CERT_FILE) trusts the TLS proxy. Returns (ca_file, (leaf_cert, leaf_key)) or None."""
+    if not shutil.which("openssl"):
+        return None
+    os.makedirs(work, exist_ok=True)
+    f = lambda name: os.path.join(work, name)  # noqa: E731
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    run = lambda *cmd: subprocess.run(cmd, check=True, capture_output=True)  # noqa: E731
+    run("openssl", "req", "-x509", *ec, "-keyout", f("ca.key"), "-out", f("ca.pem"), "-days", "2",
+        "-subj", "/CN=bench local CA")
+    run("openssl", "req", *ec, "-keyout", f("leaf.key"), "-out", f("leaf.csr"), "-subj", "/CN=127.0.0.1")
+    with open(f("leaf.ext"), "w") as ext:
+        ext.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n"
+                  "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n")
+    run("openssl", "x509", "-req", "-in", f("leaf.csr"), "-CA", f("ca.pem"), "-CAkey", f("ca.key"),
+        "-CAcreateserial", "-out", f("leaf.pem"), "-days", "2", "-extfile", f("leaf.ext"))
+    return f("ca.pem"), (f("leaf.pem"), f("leaf.key"))
+
+
+def warm(args):
+    """Whole-process CPU per warm request, one instance, sequential, for each route, with the
+    storage endpoint behind a keep-alive stand-in over TLS (as on AWS: the SDK keeps one TLS
+    connection open). client_credentials also over plain keep-alive HTTP and straight to moto
+    (a new connection per call, which is what moto alone gives)."""
+    ca = test_ca(os.path.join(args.work, "tls"))
+    plain = CountingProxy(args.moto_port)
+    proxies = [plain]
+    storage = {}  # mode -> (endpoint, env, counting proxy or None)
+    if ca:
+        tls = CountingProxy(args.moto_port, tls=ca[1])
+        proxies.append(tls)
+        storage["TLS, kept alive"] = (tls.url, {"SSL_CERT_FILE": ca[0]}, tls)
+    else:
+        log("openssl missing: warm cases over plain HTTP only")
+    storage["plain HTTP, kept alive"] = (plain.url, {}, plain)
+    storage["plain HTTP, new connection per call"] = (args.endpoint, {}, None)
+    main_mode = next(iter(storage))
+    main_url, main_env, _ = storage[main_mode]
+
+    helpers = {"token": WarmFunction(args, "token", main_url, main_env)}
+    args.token_api = helpers["token"].api
+    if args.authorize_binary:
+        helpers["authorize"] = WarmFunction(args, "authorize", main_url, main_env)
+        args.authorize_api = helpers["authorize"].api
+    out = {"main_storage": main_mode, "cases": {}}
+    try:
+        runs = [(case, main_mode) for case in warm_cases(args)]
+        for case in runs[:2]:  # client_credentials RS256 and ES256
+            runs += [(case[0], mode) for mode in storage if mode != main_mode]
+        for function, name, env, prepare, n in [c for c, _ in runs[:3]]:
+            cached = (function, f"{name}, CLIENT_CACHE_SECONDS=60", env | {"CLIENT_CACHE_SECONDS": "60"}, prepare, n)
+            runs.append((cached, main_mode))
+        for (function, name, env, prepare, n), mode in runs:
+            endpoint, storage_env, proxy = storage[mode]
+            label = name if mode == main_mode else f"{name}, storage {mode}"
+            fn = WarmFunction(args, function, endpoint, env | storage_env)
+            try:
+                one = prepare()
+                for _ in range(5):  # cold start, key set load, connections
+                    one(fn.api)
+                if proxy:
+                    proxy.take()
+                result = fn.measure(one, n)
+                if proxy:
+                    result["storage_calls_per_request"] = {k: v / n for k, v in proxy.take().items()}
+                result["rss_mib"] = (proc_status_kib(fn.proc.pid, "VmRSS") or 0) / 1024
+                result["storage"] = mode
+            finally:
+                fn.close()
+            out["cases"][label] = result
+            log(f"warm {label}: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()))
+    finally:
+        for h in helpers.values():
+            h.close()
+        for p in proxies:
+            p.server.shutdown()
+    return out
+
+
+
+# --------------------------------------------------------------------------------------------
+# Latency at each Lambda memory size (a cgroup v1 CPU quota per size)
+
+# Lambda gives a function one vCPU at 1,769 MB, in proportion below (AWS Lambda docs,
+# "Configuring memory"); CFS enforces a quota per period, as a share of a host CPU would be.
+FULL_VCPU_MB = 1769
+MEMORY_SIZES_MB = (128, 256, 512, 1024, 1769)
+CGROUP_CPU = "/sys/fs/cgroup/cpu"
+CFS_PERIOD_US = 100_000  # the kernel's default period
+
+
+class CpuShare:
+    """A cgroup v1 `cpu` group whose quota is Lambda's CPU share at `memory_mb`."""
+
+    def __init__(self, memory_mb):
+        self.path = os.path.join(CGROUP_CPU, f"oauth-bench-{memory_mb}mb")
+        os.makedirs(self.path, exist_ok=True)
+        with open(os.path.join(self.path, "cpu.cfs_period_us"), "w") as f:
+            f.write(str(CFS_PERIOD_US))
+        with open(os.path.join(self.path, "cpu.cfs_quota_us"), "w") as f:
+            f.write(str(max(1000, CFS_PERIOD_US * memory_mb // FULL_VCPU_MB)))
+        self.procs = os.path.join(self.path, "cgroup.procs")
+
+    def enter(self):
+        with open(self.procs, "w") as f:
+            f.write(str(os.getpid()))
+
+    def throttled_ms(self):
+        with open(os.path.join(self.path, "cpu.stat")) as f:
+            stat = dict(line.split() for line in f)
+        return int(stat.get("throttled_time", 0)) / 1e6
+
+    def close(self):
+        try:
+            os.rmdir(self.path)
+        except OSError:
+            pass
+
+
+def cgroups_usable():
+    probe = os.path.join(CGROUP_CPU, "oauth-bench-probe")
+    try:
+        os.makedirs(probe, exist_ok=True)
+        ok = os.path.exists(os.path.join(probe, "cpu.cfs_quota_us"))
+        os.rmdir(probe)
+        return ok
+    except OSError:
+        return False
+
+
+def percentile(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def memory_sizes(args):
+    """Cold start (wall) and warm p50/p99 of sequential requests per Lambda memory size, the
+    function process alone under the quota (emulator, proxy and moto outside it)."""
+    if not cgroups_usable():
+        log("memory sizes: cgroup v1 cpu controller not writable here (needs root); skipped")
+        return None
+    ca = test_ca(os.path.join(args.work, "tls"))
+    proxy = CountingProxy(args.moto_port, tls=ca[1] if ca else None)
+    storage_env = {"SSL_CERT_FILE": ca[0]} if ca else {}
+    cc = dict(grant_type="client_credentials", scope="read")
+    event = lambda: token_event(args.cc_client_id, args.cc_client_secret, **cc)  # noqa: E731
+    one = lambda api: checked(api, event(), 200, "client_credentials")  # noqa: E731
+    out = {"period_ms": CFS_PERIOD_US / 1000, "storage": "TLS, kept alive" if ca else "plain HTTP, kept alive", "sizes": {}}
+    try:
+        for mb in args.memory_sizes:
+            share = CpuShare(mb)
+            row = {"cpu_share": mb / FULL_VCPU_MB}
+            try:
+                colds = [
+                    cold_start_once(args, event(), args.moto_pid, "token", share, proxy.url, storage_env)["wall_ms"]
+                    for _ in range(args.memory_cold_repeat)
+                ]
+                row["cold_start_wall_ms"] = statistics.median(colds)
+                for alg in ("RS256", "ES256"):
+                    fn = WarmFunction(args, "token", proxy.url, {"ACCESS_TOKEN_ALG": alg} | storage_env, share)
+                    try:
+                        for _ in range(5):
+                            one(fn.api)
+                        throttled0 = share.throttled_ms()
+                        lat = fn.latencies(one, args.memory_n)
+                        row[alg] = {
+                            "p50_ms": percentile(lat, 0.50),
+                            "p99_ms": percentile(lat, 0.99),
+                            "max_ms": max(lat),
+                            "n": len(lat),
+                            "throttled_ms_per_request": (share.throttled_ms() - throttled0) / len(lat),
+                        }
+                    finally:
+                        fn.close()
+            finally:
+                share.close()
+            out["sizes"][str(mb)] = row
+            log(f"memory {mb} MB: {row}")
+    finally:
+        proxy.server.shutdown()
+    return out
 
 # --------------------------------------------------------------------------------------------
 # Throughput
@@ -904,9 +1279,18 @@ def throughput(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["coldstart", "calls", "throughput", "all"])
+    p.add_argument("what", choices=["coldstart", "calls", "warm", "memory", "throughput", "all"])
     p.add_argument("--binary", required=True, help="the token function's binary")
     p.add_argument("--authorize-binary", help="the authorize function's binary (optional)")
+    p.add_argument("--tokeninfo-binary", help="the tokeninfo function's binary (optional)")
+    p.add_argument("--discovery-binary", help="the discovery function's binary (optional)")
+    p.add_argument("--work", default=".local/bench", help="scratch files (the TLS test CA)")
+    p.add_argument("--warm-n", type=int, default=400, help="requests per warm case")
+    p.add_argument("--memory-sizes", type=lambda v: [int(x) for x in v.split(",")],
+                   default=list(MEMORY_SIZES_MB), help="Lambda memory sizes to simulate, MB")
+    p.add_argument("--memory-n", type=int, default=300, help="sequential requests per size and alg")
+    p.add_argument("--memory-cold-repeat", type=int, default=3)
+    p.add_argument("--code-n", type=int, default=40, help="code exchanges (codes live 60 s)")
     p.add_argument("--web-client-id", help="a browser client (authorization_code)")
     p.add_argument("--web-client-secret")
     p.add_argument("--web-redirect-uri", default="https://app.example.com/cb")
@@ -937,6 +1321,10 @@ def main():
         out["calls"] = calls(args)
         if args.authorize_binary:
             out["calls"] |= sign_in_calls(args)
+    if args.what in ("warm", "all"):
+        out["warm"] = warm(args)
+    if args.what in ("memory", "all"):
+        out["memory_sizes"] = memory_sizes(args)
     if args.what in ("throughput", "all"):
         out["throughput"] = throughput(args)
     json.dump(out, sys.stdout, indent=2)

@@ -6,15 +6,20 @@
 #   2. cold start of the x86_64 release token and authorize binaries behind a minimal Lambda
 #      Runtime API + moto.
 #   3. AWS calls per request type (counting proxy between the binaries and moto).
-#   4. throughput on loopback (wrk -> runtime API front end -> N instances -> moto).
+#   4. warm whole-process CPU per request of every route (one instance, sequential), latency
+#      at each Lambda memory size (cgroup CPU quota, needs root), and throughput on loopback
+#      (wrk -> runtime API front end -> N instances -> moto).
 #   5. arm64 release zips (cargo lambda build), unless BENCH_SKIP_ARM64=1.
 #
 # Knobs: BENCH_OUT (bench-results.json), BENCH_MOTO_PORT (4599), BENCH_ALG (RS256, the default
 #        ACCESS_TOKEN_ALG), BENCH_COLD_REPEAT (5), BENCH_LOAD_SECONDS (10),
-#        BENCH_CONCURRENCY (4), BENCH_SKIP_ARM64, BENCH_SKIP_CRITERION, BENCH_SKIP_LOCAL,
-#        BENCH_NO_BUILD (use the existing release token/authorize and debug oauthctl binaries),
-#        BENCH_CLOCK=wall (criterion on wall time instead of process CPU time),
-#        BENCH_CRITERION_ARGS (default: --warm-up-time 1 --measurement-time 3).
+#        BENCH_CONCURRENCY (4), BENCH_WARM_N (400 requests per warm case), BENCH_MEMORY_N
+#        (300 sequential requests per memory size and alg), BENCH_SKIP_ARM64,
+#        BENCH_SKIP_CRITERION, BENCH_SKIP_LOCAL, BENCH_NO_BUILD (use the existing release
+#        function binaries and debug oauthctl), BENCH_BIN_DIR (function binaries from there,
+#        e.g. an earlier commit's, for a before/after), BENCH_CLOCK=wall (criterion on wall
+#        time instead of process CPU time), BENCH_CRITERION_ARGS (default: --warm-up-time 1
+#        --measurement-time 3).
 # Builds run one after another (never in parallel), nothing is cleaned.
 set -euo pipefail
 
@@ -73,11 +78,14 @@ fi
 if [[ -z "${BENCH_SKIP_LOCAL:-}" ]]; then
     say "cargo build --release -p token -p authorize (x86_64), cargo build -p oauthctl"
     if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
-        cargo build --release -p token -p authorize
+        cargo build --release -p token -p authorize -p tokeninfo -p discovery
         cargo build -p oauthctl
     fi
-    BIN="$TARGET/release/token"
-    AUTHORIZE_BIN="$TARGET/release/authorize"
+    BIN_DIR="${BENCH_BIN_DIR:-$TARGET/release}"
+    BIN="$BIN_DIR/token"
+    AUTHORIZE_BIN="$BIN_DIR/authorize"
+    TOKENINFO_BIN="$BIN_DIR/tokeninfo"
+    DISCOVERY_BIN="$BIN_DIR/discovery"
     OAUTHCTL="$TARGET/debug/oauthctl"
 
     say "moto_server on 127.0.0.1:$MOTO_PORT (fresh)"
@@ -99,10 +107,12 @@ if [[ -z "${BENCH_SKIP_LOCAL:-}" ]]; then
     BENCH_PASSWORD="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(18))')"
     "$OAUTHCTL" user create --username bench-user --password="$BENCH_PASSWORD" >/dev/null
 
-    say "cold start, AWS calls per request, throughput (ACCESS_TOKEN_ALG=$ALG)"
+    say "cold start, AWS calls per request, warm whole-process CPU, throughput (ACCESS_TOKEN_ALG=$ALG)"
     : >"$WORK/function.log"
     "$PY" "$ROOT/bench/local_stack.py" all \
-        --binary "$BIN" --authorize-binary "$AUTHORIZE_BIN" --moto-port "$MOTO_PORT" --moto-pid "$MOTO_PID" \
+        --binary "$BIN" --authorize-binary "$AUTHORIZE_BIN" \
+        --tokeninfo-binary "$TOKENINFO_BIN" --discovery-binary "$DISCOVERY_BIN" \
+        --warm-n "${BENCH_WARM_N:-400}" --memory-n "${BENCH_MEMORY_N:-300}" --work "$WORK" --moto-port "$MOTO_PORT" --moto-pid "$MOTO_PID" \
         --table "$TABLE" --secret-id "$SECRET_ID" --alg "$ALG" \
         --cc-client-id="$(field client_id <<<"$cc_json")" \
         --cc-client-secret="$(field client_secret <<<"$cc_json")" \
