@@ -3,7 +3,7 @@
 use shared::endpoints::tokeninfo::TokenInfoService;
 use shared::{lambda, storage};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda::init_logging();
     let config = lambda::config_or_exit();
