@@ -7,6 +7,9 @@ use crate::keys::Alg;
 /// Default cap on any client's access/refresh token lifetime: 90 days.
 pub const DEFAULT_MAX_TOKEN_TTL: i64 = 90 * 24 * 3600;
 
+/// A disabled, deleted or re-keyed client is refused by every warm instance within the hour.
+pub const MAX_CLIENT_CACHE_SECONDS: u64 = 3600;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table_name: String,
@@ -16,6 +19,9 @@ pub struct Config {
     pub access_token_alg: Alg,
     pub max_token_ttl: i64,
     pub key_cache: Duration,
+    /// How long a warm token function may reuse a client record for client_credentials
+    /// (`CLIENT_CACHE_SECONDS`, default 0 = never; at most `MAX_CLIENT_CACHE_SECONDS`).
+    pub client_cache: Duration,
     /// Lower-cased header name carrying a client's API key.
     pub api_key_header: String,
     /// Failed password logins within `lockout_window` that lock a username.
@@ -64,6 +70,18 @@ impl Config {
             parse_positive(get("MAX_TOKEN_TTL"), "MAX_TOKEN_TTL")?.unwrap_or(DEFAULT_MAX_TOKEN_TTL);
         let key_cache =
             parse_positive(get("KEY_CACHE_SECONDS"), "KEY_CACHE_SECONDS")?.unwrap_or(300);
+        let client_cache = match get("CLIENT_CACHE_SECONDS") {
+            None => 0,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) if n <= MAX_CLIENT_CACHE_SECONDS => n,
+                _ => {
+                    return Err(ConfigError::Invalid(
+                        "CLIENT_CACHE_SECONDS",
+                        "expected 0 to 3600 seconds",
+                    ));
+                }
+            },
+        };
         let api_key_header = get("API_KEY_HEADER")
             .unwrap_or_else(|| "X-API-Key".to_owned())
             .to_ascii_lowercase();
@@ -98,6 +116,7 @@ impl Config {
             access_token_alg,
             max_token_ttl,
             key_cache: Duration::from_secs(key_cache as u64),
+            client_cache: Duration::from_secs(client_cache),
             api_key_header,
             lockout_threshold: u32::try_from(lockout_threshold)
                 .map_err(|_| ConfigError::Invalid("LOCKOUT_THRESHOLD", "too large"))?,
@@ -215,5 +234,21 @@ mod tests {
         let c = config(&vars).unwrap();
         assert_eq!(c.access_token_alg, Alg::Es256);
         assert_eq!(c.api_key_header, "x-empowerid-api-key");
+    }
+
+    #[test]
+    fn the_client_cache_is_off_unless_set_and_bounded_by_the_hour() {
+        assert_eq!(config(&BASE).unwrap().client_cache, Duration::ZERO);
+        let with = |v: &str| {
+            let mut vars = BASE.to_vec();
+            vars.push(("CLIENT_CACHE_SECONDS", v));
+            config(&vars).map(|c| c.client_cache)
+        };
+        assert_eq!(with("0"), Ok(Duration::ZERO));
+        assert_eq!(with("60"), Ok(Duration::from_secs(60)));
+        assert_eq!(with("3600"), Ok(Duration::from_secs(3600)));
+        for bad in ["3601", "-1", "1.5", "soon"] {
+            assert!(with(bad).is_err(), "{bad}");
+        }
     }
 }

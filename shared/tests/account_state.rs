@@ -429,3 +429,97 @@ async fn a_request_is_answered_within_the_deadline() {
     // Virtual time: the answer came at the deadline, not after the stalled call.
     assert_eq!(started.elapsed(), REQUEST_DEADLINE);
 }
+
+/// The opt-in client cache (`CLIENT_CACHE_SECONDS`): a warm instance keeps serving a client
+/// it already authenticated for up to that long, whatever an admin changed meanwhile (the
+/// documented price), but never answers a refusal from it.
+mod client_cache {
+    use super::*;
+    use shared::crypto::sha256_b64;
+    use shared::storage::StoredSecret;
+
+    const NEW_SECRET: &str = "a-second-secret-added-by-rotate-secret";
+
+    fn cached_world(seconds: &str) -> World {
+        let store = shared::testing::store(password_hash());
+        let config = config(Alg::Es256, &[("CLIENT_CACHE_SECONDS", seconds)]);
+        World {
+            token: TokenService::new(config.clone(), store.clone(), all_keys()),
+            tokeninfo: TokenInfoService::new(config, store.clone(), all_keys()),
+            store,
+        }
+    }
+
+    async fn machine_token(world: &World, secret: &str) -> (u16, String) {
+        let auth = [("authorization", basic("app", secret))];
+        let response = world
+            .token
+            .handle(&form("grant_type=client_credentials", &headers(&auth)))
+            .await;
+        let error = json_of(&response)["error"].as_str().unwrap_or("").to_owned();
+        (response.status, error)
+    }
+
+    fn disable_app(world: &World) {
+        let mut app = client("app", &[GrantType::ClientCredentials]);
+        app.enabled = false;
+        world.store.put_client(app);
+    }
+
+    #[tokio::test]
+    async fn off_by_default_a_disabled_client_is_refused_at_once() {
+        let world = cached_world("0");
+        assert_eq!(machine_token(&world, CLIENT_SECRET).await.0, 200);
+        disable_app(&world);
+        assert_eq!(
+            machine_token(&world, CLIENT_SECRET).await,
+            (401, "invalid_client".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn on_a_warm_instance_serves_the_client_it_read_without_reading_again() {
+        let world = cached_world("60");
+        assert_eq!(machine_token(&world, CLIENT_SECRET).await.0, 200);
+        // GIVEN the record gone from the store (an admin disabled or deleted it)
+        world.store.remove_client("app");
+        // THEN within the window the warm instance still issues (SPEC: up to the setting)
+        assert_eq!(machine_token(&world, CLIENT_SECRET).await.0, 200);
+        disable_app(&world);
+        assert_eq!(machine_token(&world, CLIENT_SECRET).await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_never_answered_from_the_cache() {
+        let world = cached_world("60");
+        assert_eq!(machine_token(&world, CLIENT_SECRET).await.0, 200);
+        // A secret added after the record was cached works at once...
+        let mut app = client("app", &[GrantType::ClientCredentials]);
+        app.secrets.push(StoredSecret {
+            sha256: sha256_b64(NEW_SECRET.as_bytes()),
+            expires_at: None,
+        });
+        world.store.put_client(app);
+        assert_eq!(machine_token(&world, NEW_SECRET).await.0, 200);
+        // ...a wrong one is refused, and the re-read it caused also ends a disabled client.
+        disable_app(&world);
+        assert_eq!(
+            machine_token(&world, "wrong").await,
+            (401, "invalid_client".to_owned())
+        );
+        assert_eq!(
+            machine_token(&world, CLIENT_SECRET).await,
+            (401, "invalid_client".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn other_grants_always_read_the_client() {
+        let world = cached_world("60");
+        let first = world.password_login("app", "read").await;
+        assert!(first["access_token"].is_string());
+        disable_app(&world);
+        let response = world.refresh(str_of(&first, "refresh_token")).await;
+        assert_eq!(error_of(&response).0, 401, "{}", response.body);
+    }
+}

@@ -4,6 +4,7 @@ use super::{authenticated_request, count_client_failure, issuer};
 use crate::audit::{self, Event, Record};
 use crate::config::Config;
 use crate::error::OAuthError;
+use crate::grants::client_cache::ClientCache;
 use crate::grants::{self, GrantContext, TokenResponse};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::keys::{KeyCache, KeySource};
@@ -54,15 +55,18 @@ pub struct TokenService<S, K> {
     pub config: Config,
     pub store: S,
     pub keys: KeyCache<K>,
+    pub clients: ClientCache,
 }
 
 impl<S: TokenStore, K: KeySource> TokenService<S, K> {
     pub fn new(config: Config, store: S, key_source: K) -> Self {
         let keys = KeyCache::new(key_source, config.key_cache);
+        let clients = ClientCache::new(config.client_cache);
         Self {
             config,
             store,
             keys,
+            clients,
         }
     }
 
@@ -134,6 +138,7 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
             config: &self.config,
             store: &self.store,
             keys: &keys,
+            clients: &self.clients,
             issuer: &issuer,
             now: crate::now_epoch(),
             params: &params,

@@ -1,20 +1,34 @@
-//! Client credentials grant (RFC 6749 §4.4): the client is the subject. One GetItem.
+//! Client credentials grant (RFC 6749 §4.4): the client is the subject. One GetItem, or none
+//! while the opt-in client cache holds the record (`grants::client_cache`).
 
 use super::client_auth::authenticate_client;
+use super::client_cache::Source;
 use super::issue::{Subject, issue};
 use super::scope::{USER_ONLY_SCOPES, resolve};
 use super::{GrantContext, TokenResponse, check_redirect_uri};
 use crate::error::OAuthError;
-use crate::storage::{ClientDirectory, GrantType, presented_client};
+use crate::storage::{Client, ClientDirectory, GrantType};
 
 pub async fn grant<S: ClientDirectory>(
     ctx: &GrantContext<'_, S>,
 ) -> Result<TokenResponse, OAuthError> {
     let credentials = ctx.credentials.client();
-    let record = presented_client(ctx.store, &credentials.client_id).await?;
-    let client = authenticate_client(record.as_ref(), credentials, ctx.api_key, ctx.now)?;
+    let id = &credentials.client_id;
+    let authenticates = |record: Option<&Client>| {
+        authenticate_client(record, credentials, ctx.api_key, ctx.now).is_ok()
+    };
+    let (mut record, mut source) = ctx.clients.client(ctx.store, id, ctx.now).await?;
+    // A refusal is never answered from the cache: the client may have a new secret.
+    if source == Source::Cache && !authenticates(record.as_deref()) {
+        ctx.clients.forget(id);
+        (record, source) = ctx.clients.read(ctx.store, id).await?;
+    }
+    let client = authenticate_client(record.as_deref(), credentials, ctx.api_key, ctx.now)?;
     if !client.allows_grant(GrantType::ClientCredentials) {
         return Err(OAuthError::UnauthorizedClient);
+    }
+    if let (Some(record), Source::Store) = (&record, source) {
+        ctx.clients.keep(record, ctx.now);
     }
     check_redirect_uri(ctx.params, client)?;
     // User scopes mean nothing without a user; RFC 6749 §3.3 lets the server grant less.

@@ -3,6 +3,7 @@
 
 pub mod authorization_code;
 pub mod client_auth;
+pub mod client_cache;
 pub mod client_credentials;
 mod issue;
 pub mod password;
@@ -20,6 +21,8 @@ pub struct GrantContext<'a, S> {
     pub config: &'a Config,
     pub store: &'a S,
     pub keys: &'a KeySet,
+    /// Client records a warm instance may reuse (client_credentials only; off by default).
+    pub clients: &'a client_cache::ClientCache,
     pub issuer: &'a str,
     pub now: i64,
     pub params: &'a Params,
