@@ -385,6 +385,29 @@ fn benches(c: &mut Criterion<Clock>) {
         group.finish();
     }
 
+    // The audit + EMF line every token request writes (stdout write excluded).
+    let record = shared::audit::Record {
+        grant: Some("client_credentials"),
+        client_id: Some("svc"),
+        scope: Some("read"),
+        jti: Some("bS1xY2h3c2hlZ2RqZmtsbQ"),
+        source_ip: Some("203.0.113.7"),
+        user_agent: Some("python-requests/2.32"),
+        handler_ms: Some(0.042),
+        ..Default::default()
+    };
+    let mut group = c.benchmark_group("audit");
+    group.bench_function("token_issued_line", |b| {
+        b.iter(|| {
+            shared::audit::line(
+                shared::audit::Event::TokenIssued,
+                std::hint::black_box(&record),
+                1_700_000_000_000,
+            )
+        })
+    });
+    group.finish();
+
     // Cold-start share: parsing the whole key set (what `oauthctl init` writes: an active and a
     // next key per algorithm) into signers, verification keys and the JWKS.
     let mut group = c.benchmark_group("keyset_load");

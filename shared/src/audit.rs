@@ -90,21 +90,40 @@ fn metrics(
     out
 }
 
-/// The line for `event` at `now_ms` (epoch milliseconds).
+/// One EMF metric directive (CloudWatch's `_aws.CloudWatchMetrics[]`).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Directive<'a> {
+    namespace: &'static str,
+    dimensions: [&'a [&'a str]; 1],
+    metrics: [Metric; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Metric {
+    name: &'static str,
+    unit: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Aws<'a> {
+    timestamp: i64,
+    cloud_watch_metrics: &'a [Directive<'a>],
+}
+
+/// The line for `event` at `now_ms` (epoch milliseconds): the record's fields, then `event`,
+/// each metric's dimension and value, then `_aws`. Written straight into one buffer (a
+/// `serde_json::Value` tree per request cost allocations on every token).
 pub fn line(event: Event, record: &Record, now_ms: i64) -> String {
-    let mut object = serde_json::json!({ "event": event });
-    if let (serde_json::Value::Object(map), Ok(serde_json::Value::Object(fields))) =
-        (&mut object, serde_json::to_value(record))
-    {
-        map.extend(fields);
-    }
+    let mut out = Vec::with_capacity(512);
+    // Serializing these types cannot fail (no maps with non-string keys, no I/O).
+    let _ = serde_json::to_writer(&mut out, record);
+    out.pop(); // the record's closing brace: the members below join its object
+    member(&mut out, "event", &event);
     let mut directives = Vec::new();
     for (name, unit, dimension) in metrics(event, record) {
-        let value = if name == "HandlerMs" {
-            serde_json::json!(record.handler_ms)
-        } else {
-            serde_json::json!(1)
-        };
         // EMF: a dimension is a top-level string member; a metric, a top-level number.
         let dimension_value = match dimension {
             Some("Grant") => record.grant,
@@ -113,25 +132,46 @@ pub fn line(event: Event, record: &Record, now_ms: i64) -> String {
             Some("Outcome") => record.outcome,
             _ => None,
         };
-        let dimensions = match (dimension, dimension_value) {
-            (Some(key), Some(v)) => {
-                object[key] = v.into();
-                serde_json::json!([[key]])
+        let dimensions: &[&str] = match (dimension, dimension_value) {
+            (Some(key), Some(value)) => {
+                member(&mut out, key, &value);
+                DIMENSION_SETS
+                    .iter()
+                    .find(|set| set[0] == key)
+                    .map_or(&[], |set| &set[..])
             }
-            _ => serde_json::json!([[]]),
+            _ => &[],
         };
-        object[name] = value;
-        directives.push(serde_json::json!({
-            "Namespace": NAMESPACE,
-            "Dimensions": dimensions,
-            "Metrics": [{"Name": name, "Unit": unit}],
-        }));
+        match (name, record.handler_ms) {
+            ("HandlerMs", Some(ms)) => member(&mut out, name, &ms),
+            _ => member(&mut out, name, &1u8),
+        }
+        directives.push(Directive {
+            namespace: NAMESPACE,
+            dimensions: [dimensions],
+            metrics: [Metric { name, unit }],
+        });
     }
-    object["_aws"] = serde_json::json!({
-        "Timestamp": now_ms,
-        "CloudWatchMetrics": directives,
-    });
-    object.to_string()
+    let aws = Aws {
+        timestamp: now_ms,
+        cloud_watch_metrics: &directives,
+    };
+    member(&mut out, "_aws", &aws);
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The dimension names an event can carry, each a one-name dimension set.
+const DIMENSION_SETS: [[&str; 1]; 4] = [["Grant"], ["Error"], ["Dependency"], ["Outcome"]];
+
+/// Appends `"key":value` to the open object in `out`.
+fn member(out: &mut Vec<u8>, key: &str, value: &impl Serialize) {
+    if out.len() > 1 {
+        out.push(b',');
+    }
+    let _ = serde_json::to_writer(&mut *out, key);
+    out.push(b':');
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 static QUIET: AtomicBool = AtomicBool::new(false);
@@ -215,6 +255,39 @@ mod tests {
         assert_eq!(doc["TokensIssued"], 1);
         assert_eq!(doc["HandlerMs"], 0.25);
         assert!(doc.get("user_id").is_none(), "absent fields are left out");
+    }
+
+    #[test]
+    fn the_line_is_exactly_one_emf_document() {
+        let record = Record {
+            grant: Some("password"),
+            user_id: Some("u1"),
+            handler_ms: Some(1.5),
+            ..Record::default()
+        };
+        let expected = serde_json::json!({
+            "event": "token_issued",
+            "grant": "password",
+            "user_id": "u1",
+            "handler_ms": 1.5,
+            "Grant": "password",
+            "TokensIssued": 1,
+            "HandlerMs": 1.5,
+            "_aws": {
+                "Timestamp": 7,
+                "CloudWatchMetrics": [
+                    {"Namespace": NAMESPACE, "Dimensions": [["Grant"]],
+                     "Metrics": [{"Name": "TokensIssued", "Unit": "Count"}]},
+                    {"Namespace": NAMESPACE, "Dimensions": [[]],
+                     "Metrics": [{"Name": "HandlerMs", "Unit": "Milliseconds"}]},
+                ],
+            },
+        });
+        assert_eq!(parse(&line(Event::TokenIssued, &record, 7)), expected);
+        // No record field at all: still one object, no stray comma.
+        let bare = parse(&line(Event::Lockout, &Record::default(), 7));
+        assert_eq!(bare["event"], "lockout");
+        assert_eq!(bare["Lockouts"], 1);
     }
 
     #[test]
