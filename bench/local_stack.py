@@ -962,9 +962,12 @@ def warm(args):
     out = {"main_storage": main_mode, "cases": {}}
     try:
         runs = [(case, main_mode) for case in warm_cases(args)]
-        for case in runs[:2]:  # client_credentials RS256 and ES256
-            runs += [(case[0], mode) for mode in storage if mode != main_mode]
-        for function, name, env, prepare, n in [c for c, _ in runs[:3]]:
+        if args.warm_only:
+            runs = [(case, mode) for case, mode in runs if args.warm_only in case[1]]
+        client_credentials = [c for c, _ in runs if c[1].startswith("client_credentials")]
+        for case in client_credentials[:2]:  # RS256 and ES256
+            runs += [(case, mode) for mode in storage if mode != main_mode]
+        for function, name, env, prepare, n in client_credentials:
             cached = (function, f"{name}, CLIENT_CACHE_SECONDS=60", env | {"CLIENT_CACHE_SECONDS": "60"}, prepare, n)
             runs.append((cached, main_mode))
         for (function, name, env, prepare, n), mode in runs:
@@ -1285,6 +1288,7 @@ def main():
     p.add_argument("--tokeninfo-binary", help="the tokeninfo function's binary (optional)")
     p.add_argument("--discovery-binary", help="the discovery function's binary (optional)")
     p.add_argument("--work", default=".local/bench", help="scratch files (the TLS test CA)")
+    p.add_argument("--warm-only", help="only the warm cases whose name contains this")
     p.add_argument("--warm-n", type=int, default=400, help="requests per warm case")
     p.add_argument("--memory-sizes", type=lambda v: [int(x) for x in v.split(",")],
                    default=list(MEMORY_SIZES_MB), help="Lambda memory sizes to simulate, MB")

@@ -521,6 +521,20 @@ def test_sign_in_settings_reach_the_authorize_function_only(tpl):
     assert ENV_VARS <= set(function_props(tpl, "AuthorizeFunction")["Environment"]["Variables"])
 
 
+def test_the_client_cache_is_a_token_function_setting_off_by_default(tpl):
+    """CLIENT_CACHE_SECONDS (config.rs: 0-3600, default 0) reaches the token function alone,
+    from ClientCacheSeconds, whose bounds are the code's."""
+    param = tpl["Parameters"]["ClientCacheSeconds"]
+    assert (param["Default"], param["MinValue"], param["MaxValue"]) == (0, 0, 3600)
+    for name in FUNCTIONS:
+        env = function_props(tpl, name)["Environment"]["Variables"]
+        if name == "TokenFunction":
+            assert env["CLIENT_CACHE_SECONDS"] == {"Ref": "ClientCacheSeconds"}
+            assert ENV_VARS <= set(env)
+        else:
+            assert "CLIENT_CACHE_SECONDS" not in env, name
+
+
 def test_sign_in_defaults_are_the_codes(tpl):
     """Defaults as config.rs has them: Keycloak's 30 min idle / 10 h max; empty page settings,
     which config.rs treats as unset (title "Sign in", no logo, no extra CSS)."""
