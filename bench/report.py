@@ -272,7 +272,7 @@ def main():
         # Cost per million client_credentials tokens (us-east-1 list prices, arm64): Lambda
         # bills whole milliseconds of the invocation; HTTP API and DynamoDB per request.
         sec = ("cost per million client_credentials tokens (us-east-1, arm64: $0.20/M requests + "
-               "$0.0000133334/GB-s; HTTP API $1.00/M; DynamoDB on-demand $0.125/M reads; billed ms = "
+               "$0.0000133334/GB-s; HTTP API $1.00/M; DynamoDB on-demand $0.125/M read units, an eventually consistent GetItem = 0.5; billed ms = "
                "ceil(ES256 p50 here), real DynamoDB adds ~2-5 ms of wall that is billed too)")
         for mb, r in mem["sizes"].items():
             a = r.get("ES256") or r.get("RS256")
@@ -280,7 +280,7 @@ def main():
                 continue
             billed_ms = -(-a["p50_ms"] // 1)
             lam = 0.20 + billed_ms / 1000 * int(mb) / 1024 * 0.0000133334 * 1e6
-            total = lam + 1.00 + 0.125
+            total = lam + 1.00 + 0.0625
             cached = lam + 1.00
             row(sec, f"{mb} MB", f"${total:.3f} (Lambda ${lam:.3f} of it); with CLIENT_CACHE_SECONDS ${cached:.3f}")
 
