@@ -456,7 +456,10 @@ mod client_cache {
             .token
             .handle(&form("grant_type=client_credentials", &headers(&auth)))
             .await;
-        let error = json_of(&response)["error"].as_str().unwrap_or("").to_owned();
+        let error = json_of(&response)["error"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
         (response.status, error)
     }
 

@@ -116,10 +116,8 @@ mod tests {
 
     async fn fetch(cache: &ClientCache, store: &MemoryStore, now: i64) -> Option<Source> {
         let (record, source) = cache.client(store, "svc", now).await.unwrap();
-        if let Some(record) = &record {
-            if source == Source::Store {
-                cache.keep(record, now);
-            }
+        if let (Some(record), Source::Store) = (&record, source) {
+            cache.keep(record, now);
         }
         record.map(|_| source)
     }
