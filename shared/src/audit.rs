@@ -69,20 +69,20 @@ pub struct Record<'a> {
     pub handler_ms: Option<f64>,
 }
 
+/// A metric's dimension set: its one dimension's name.
+type Dimension = Option<&'static [&'static str; 1]>;
+
 /// The EMF metric directives of an event: (metric, unit, dimension).
-fn metrics(
-    event: Event,
-    record: &Record,
-) -> Vec<(&'static str, &'static str, Option<&'static str>)> {
+fn metrics(event: Event, record: &Record) -> Vec<(&'static str, &'static str, Dimension)> {
     let mut out = Vec::new();
     match event {
-        Event::TokenIssued => out.push(("TokensIssued", "Count", Some("Grant"))),
-        Event::TokenRefused => out.push(("Refusals", "Count", Some("Error"))),
+        Event::TokenIssued => out.push(("TokensIssued", "Count", Some(&["Grant"]))),
+        Event::TokenRefused => out.push(("Refusals", "Count", Some(&["Error"]))),
         Event::CodeIssued => out.push(("CodesIssued", "Count", None)),
         Event::LoginFailed => out.push(("LoginFailures", "Count", None)),
-        Event::Unavailable => out.push(("TemporarilyUnavailable", "Count", Some("Dependency"))),
+        Event::Unavailable => out.push(("TemporarilyUnavailable", "Count", Some(&["Dependency"]))),
         Event::Lockout => out.push(("Lockouts", "Count", None)),
-        Event::RotationStep => out.push(("RotationOutcome", "Count", Some("Outcome"))),
+        Event::RotationStep => out.push(("RotationOutcome", "Count", Some(&["Outcome"]))),
     }
     if record.handler_ms.is_some() {
         out.push(("HandlerMs", "Milliseconds", None));
@@ -125,22 +125,19 @@ pub fn line(event: Event, record: &Record, now_ms: i64) -> String {
     let mut directives = Vec::new();
     for (name, unit, dimension) in metrics(event, record) {
         // EMF: a dimension is a top-level string member; a metric, a top-level number.
-        let dimension_value = match dimension {
-            Some("Grant") => record.grant,
-            Some("Error") => record.error,
-            Some("Dependency") => record.dependency,
-            Some("Outcome") => record.outcome,
+        let value = |set: &[&str; 1]| match set[0] {
+            "Grant" => record.grant,
+            "Error" => record.error,
+            "Dependency" => record.dependency,
+            "Outcome" => record.outcome,
             _ => None,
         };
-        let dimensions: &[&str] = match (dimension, dimension_value) {
-            (Some(key), Some(value)) => {
-                member(&mut out, key, &value);
-                DIMENSION_SETS
-                    .iter()
-                    .find(|set| set[0] == key)
-                    .map_or(&[], |set| &set[..])
+        let dimensions: &[&str] = match dimension.and_then(|set| Some((set, value(set)?))) {
+            Some((set, value)) => {
+                member(&mut out, set[0], &value);
+                set
             }
-            _ => &[],
+            None => &[],
         };
         match (name, record.handler_ms) {
             ("HandlerMs", Some(ms)) => member(&mut out, name, &ms),
@@ -160,9 +157,6 @@ pub fn line(event: Event, record: &Record, now_ms: i64) -> String {
     out.push(b'}');
     String::from_utf8(out).unwrap_or_default()
 }
-
-/// The dimension names an event can carry, each a one-name dimension set.
-const DIMENSION_SETS: [[&str; 1]; 4] = [["Grant"], ["Error"], ["Dependency"], ["Outcome"]];
 
 /// Appends `"key":value` to the open object in `out`.
 fn member(out: &mut Vec<u8>, key: &str, value: &impl Serialize) {
