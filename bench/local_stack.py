@@ -984,6 +984,7 @@ def warm(args):
                 if proxy:
                     result["storage_calls_per_request"] = {k: v / n for k, v in proxy.take().items()}
                 result["rss_mib"] = (proc_status_kib(fn.proc.pid, "VmRSS") or 0) / 1024
+                result["threads"] = proc_status_kib(fn.proc.pid, "Threads")
                 result["storage"] = mode
             finally:
                 fn.close()
