@@ -23,7 +23,7 @@ lint: ## rustfmt and clippy, warnings are errors
 	# The domain without the AWS adapters and lambda glue (what the fuzz build compiles).
 	cargo clippy -p shared --lib --no-default-features --locked -- -D warnings
 
-build: ## Release arm64 zips of the four functions (target/lambda/*/bootstrap.zip)
+build: ## Release arm64 zips of the five functions (target/lambda/*/bootstrap.zip)
 	infra/scripts/venv.sh
 	cargo lambda build --release --arm64 --output-format zip
 	@ls -l target/lambda/*/bootstrap.zip
