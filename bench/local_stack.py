@@ -439,6 +439,11 @@ def cold_start_once(args, event, moto_pid, name="token", cpu_share=None, endpoin
 
     def on_next(t):
         # First poll = init finished; read the function's CPU while it waits for the event.
+        # With a preexec_fn (the CPU-share cgroup) the function can reach /next before Popen
+        # has returned its handle: wait for it rather than miss the first poll.
+        deadline = time.perf_counter() + 5
+        while state["proc"] is None and time.perf_counter() < deadline:
+            time.sleep(0.0002)
         if "t_first_next" not in marks and state["proc"] is not None:
             marks["t_first_next"] = t
             marks["cpu_at_next"] = proc_cpu(state["proc"].pid)
