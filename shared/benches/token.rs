@@ -34,7 +34,7 @@ use shared::config::Config;
 use shared::endpoints::authorize::{AuthorizeService, LOGIN_PATH};
 use shared::endpoints::token::TokenService;
 use shared::endpoints::tokeninfo::TokenInfoService;
-use shared::grants::client_auth::authenticate_client;
+use shared::grants::client_auth::{Presentation, authenticate_client};
 use shared::http::{ApiRequest, ApiResponse};
 use shared::keys::{Alg, KeySet, KeySetDocument};
 use shared::request::ClientCredentials;
@@ -648,14 +648,19 @@ fn equal_time_interleaved(
             client_id: client_id.to_owned(),
             client_secret: secret.to_owned(),
             via_basic: true,
+            assertion: None,
+        };
+        let presentation = Presentation {
+            api_key: None,
+            audiences: &[],
+            now: 0,
         };
         Box::new(move || {
             std::hint::black_box(
                 authenticate_client(
                     std::hint::black_box(record.as_ref()),
                     std::hint::black_box(&presented),
-                    None,
-                    0,
+                    presentation,
                 )
                 .is_err(),
             );

@@ -101,6 +101,7 @@ pub fn client(id: &str, grants: &[GrantType]) -> Client {
         pkce_required: true,
         consent: false,
         post_logout_redirect_uris: Vec::new(),
+        jwks: None,
     }
 }
 

@@ -12,8 +12,9 @@ use shared::keys::{Alg, KeySetDocument, KeySource};
 use shared::storage::dynamo::DynamoStore;
 use shared::storage::secrets::SecretsKeySource;
 use shared::storage::{
-    Client, ClientDirectory, Counted, FailureCounters, GrantType, LoginDirectory, RefreshFamilies,
-    RefreshFamily, Revocations, Rotation, StoredSecret, TokenRecords, User, Wanted,
+    AssertionReplays, Client, ClientDirectory, Counted, FailureCounters, GrantType, LoginDirectory,
+    RefreshFamilies, RefreshFamily, Revocations, Rotation, StoredSecret, TokenRecords, User,
+    Wanted,
 };
 
 async fn sdk_config() -> aws_config::SdkConfig {
@@ -75,6 +76,7 @@ fn client(id: &str, secret: &str) -> Client {
         pkce_required: true,
         consent: false,
         post_logout_redirect_uris: Vec::new(),
+        jwks: None,
     }
 }
 
@@ -267,6 +269,36 @@ async fn failure_counter_counts_slides_resets_and_clears() {
         .clear_failures(Counted::Client("never-failed"))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run through make test"]
+async fn a_client_assertion_is_used_once_until_it_expires() {
+    let store = Arc::new(fresh_store().await);
+    let key = shared::storage::keys::assertion("c1", "jti-1");
+    let racers: Vec<_> = (0..20)
+        .map(|_| {
+            let (store, key) = (store.clone(), key.clone());
+            tokio::spawn(async move { store.first_use(&key, 200, 100).await.unwrap() })
+        })
+        .collect();
+    let mut firsts = 0;
+    for racer in racers {
+        firsts += usize::from(racer.await.unwrap());
+    }
+    assert_eq!(firsts, 1, "of 20 concurrent uses exactly one is first");
+    assert!(!store.first_use(&key, 200, 200).await.unwrap());
+    // Past its expiry (TTL not yet run, as in moto) the record no longer counts.
+    assert!(store.first_use(&key, 300, 201).await.unwrap());
+    let other = shared::storage::keys::assertion("c2", "jti-1");
+    assert!(
+        store.first_use(&other, 200, 100).await.unwrap(),
+        "per client"
+    );
+    assert_eq!(
+        raw_item(&store, &key).await.unwrap()["ttl"].as_n().unwrap(),
+        "300"
+    );
 }
 
 #[tokio::test]

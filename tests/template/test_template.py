@@ -48,14 +48,16 @@ def leading_keys(*prefixes):
 # reads, GetSecretValue) has none. SPEC §7 / §11: each write is limited to the key prefixes
 # its function owns.
 CONDITIONS = {
-    # The token function: new refresh families and revoked access-token markers ...
-    ("TokenFunction", "dynamodb:PutItem"): leading_keys("rfam#", "revoked#"),
+    # The token function: new refresh families, revoked access-token markers and used
+    # private_key_jwt assertions (first_use: PutItem, attribute_not_exists) ...
+    ("TokenFunction", "dynamodb:PutItem"): leading_keys("rfam#", "revoked#", "jti#"),
     # ... rotation / revocation of families, the password and client failure counters, and
     # redemption of authorization codes (one conditional UpdateItem marks a code consumed).
     ("TokenFunction", "dynamodb:UpdateItem"):
         leading_keys("rfam#", "lock#user#", "lock#client#", "code#"),
-    # Introspection counts failed client authentications and may write nothing else.
+    # Introspection counts failed client authentications and spends assertions; nothing else.
     ("TokenInfoFunction", "dynamodb:UpdateItem"): leading_keys("lock#client#"),
+    ("TokenInfoFunction", "dynamodb:PutItem"): leading_keys("jti#"),
     # Browser sign-in (SPEC §12): login transactions, sessions, codes and consent; logout
     # buries the session's refresh families (bury_family: PutItem, attribute_not_exists) ...
     ("AuthorizeFunction", "dynamodb:PutItem"):
@@ -114,6 +116,7 @@ IAM = {
     "TokenInfoFunction": {
         "dynamodb:GetItem": TABLE_ARN,
         "dynamodb:BatchGetItem": TABLE_ARN,
+        "dynamodb:PutItem": TABLE_ARN,  # only under CONDITIONS above
         "dynamodb:UpdateItem": TABLE_ARN,  # only under CONDITIONS above
         "secretsmanager:GetSecretValue": SECRET_REF,
     },

@@ -3,6 +3,7 @@
 use clap::Subcommand;
 use serde_json::json;
 use shared::crypto::{random_bytes, random_secret, sha256_b64};
+use shared::grants::client_assertion::validate_client_jwks;
 use shared::grants::scope::parse_scope;
 use shared::now_epoch;
 use shared::storage::{Client, ClientDirectory, GrantType, StoredSecret, keys};
@@ -61,6 +62,13 @@ pub enum ClientCommand {
         /// Ask each user's consent before the first sign-in (remembered per user).
         #[arg(long)]
         consent: bool,
+        /// How the client authenticates: a generated secret (Basic or in the body), or
+        /// assertions signed with a key of `--jwks` (RFC 7523; no secret exists).
+        #[arg(long, value_enum, default_value_t = AuthMethod::ClientSecretBasic)]
+        auth_method: AuthMethod,
+        /// The client's public keys, a JWKS file (`{"keys": [...]}`), for private_key_jwt.
+        #[arg(long)]
+        jwks: Option<std::path::PathBuf>,
     },
     List,
     Show {
@@ -81,6 +89,15 @@ pub enum ClientCommand {
         #[arg(long, default_value_t = 0)]
         grace: i64,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMethod {
+    /// RFC 7591 §2 names (also accepted: client_secret_post, which is the same secret).
+    #[value(name = "client_secret_basic", alias = "client_secret_post")]
+    ClientSecretBasic,
+    #[value(name = "private_key_jwt")]
+    PrivateKeyJwt,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -145,6 +162,7 @@ fn view(client: &Client) -> serde_json::Value {
         "redirect_uris": client.redirect_uris,
         "post_logout_redirect_uris": client.post_logout_redirect_uris,
         "public": client.public,
+        "token_endpoint_auth_method": client.auth_method(),
         "pkce_required": client.pkce_required,
         "consent": client.consent,
         "access_token_ttl": client.access_token_ttl,
@@ -220,6 +238,8 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
             public,
             pkce,
             consent,
+            auth_method,
+            jwks,
         } => {
             let client_id = id.unwrap_or_else(generated_id);
             validate_id(&client_id)?;
@@ -255,6 +275,23 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
                     return Err("a public client cannot keep an API key secret".into());
                 }
             }
+            let jwks = match (auth_method, jwks) {
+                (AuthMethod::PrivateKeyJwt, Some(path)) if !public => {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| format!("--jwks {}: {e}", path.display()))?;
+                    Some(validate_client_jwks(&text)?)
+                }
+                (AuthMethod::PrivateKeyJwt, None) => {
+                    return Err("--auth-method private_key_jwt needs --jwks FILE".into());
+                }
+                (AuthMethod::PrivateKeyJwt, Some(_)) => {
+                    return Err("a public client has no keys: it authenticates with nothing".into());
+                }
+                (AuthMethod::ClientSecretBasic, Some(_)) => {
+                    return Err("--jwks goes with --auth-method private_key_jwt".into());
+                }
+                (AuthMethod::ClientSecretBasic, None) => None,
+            };
             let allowed_scopes = scopes(&allowed)?;
             // RFC 6749 §3.3: a request without `scope` gets a pre-defined default; unless told
             // otherwise that is everything the client may have (what Cognito users expect).
@@ -268,7 +305,8 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
                     "default scope {s:?} is not among the allowed scopes"
                 ));
             }
-            let secret = (!public).then(random_secret);
+            // A private_key_jwt client has no secret to fall back on.
+            let secret = (!public && jwks.is_none()).then(random_secret);
             let api_key_value = api_key.then(random_secret);
             let client = Client {
                 client_id: client_id.clone(),
@@ -295,6 +333,7 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
                 pkce_required: pkce == Pkce::Required,
                 consent,
                 post_logout_redirect_uris,
+                jwks,
             };
             if !admin
                 .store
@@ -348,6 +387,11 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
             if client.public {
                 return Err(format!(
                     "{client_id:?} is a public client: it has no secret"
+                ));
+            }
+            if client.jwks.is_some() {
+                return Err(format!(
+                    "{client_id:?} authenticates with private_key_jwt: it has no secret"
                 ));
             }
             let now = now_epoch();

@@ -4,6 +4,7 @@
 use super::issuer;
 use crate::config::Config;
 use crate::error::OAuthError;
+use crate::grants::client_assertion::SIGNING_ALGS;
 use crate::http::{ApiRequest, ApiResponse};
 use crate::keys::{KeyCache, KeySource};
 use crate::tokens::claims::OIDC_SCOPES;
@@ -17,9 +18,18 @@ pub const JWKS_PATH: &str = "/oauth/v2/jwks";
 /// cache) before a `next` key may start signing.
 pub const MAX_AGE_SECONDS: u64 = 300;
 
-const CLIENT_AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
+const CLIENT_AUTH_METHODS: [&str; 3] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+];
 /// `none`: a public client's code exchange and refresh send only its `client_id` (SPEC §4).
-const TOKEN_AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
+const TOKEN_AUTH_METHODS: [&str; 4] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "none",
+];
 
 const CLAIMS_SUPPORTED: [&str; 27] = [
     "iss",
@@ -72,6 +82,10 @@ pub fn metadata(issuer: &str) -> serde_json::Value {
         "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        // private_key_jwt's assertions (RFC 8414 §2); the same for every endpoint.
+        "token_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+        "introspection_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+        "revocation_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
         "scopes_supported": &OIDC_SCOPES[..5],
         "claims_supported": CLAIMS_SUPPORTED,
         "subject_types_supported": ["public"],

@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::OAuthError;
-use crate::grants::client_auth::authenticate_client;
+use crate::grants::client_auth::{Presentation, authenticate};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::request::{Params, parse_body, presented_credentials};
 use crate::storage::{
-    Client, ClientDirectory, Counted, FailureCounters, client_key, presented_client,
+    AssertionReplays, Client, ClientDirectory, Counted, FailureCounters, client_key,
+    presented_client,
 };
 
 /// Every request is answered within this: well inside the functions' 10 s `Timeout` (so a
@@ -63,21 +64,47 @@ pub fn issuer(config: &Config, request: &ApiRequest) -> Result<String, OAuthErro
     }
 }
 
+/// The path of the token endpoint under the issuer.
+pub const TOKEN_ENDPOINT: &str = "/v2/token";
+
+/// What a client assertion sent to `endpoint` (a path under the issuer) may name as its `aud`
+/// (RFC 7523 §3 rule 3): the issuer, the token endpoint's URL, or the receiving endpoint's URL,
+/// which Authlib sends for introspection and revocation.
+pub fn assertion_audiences(issuer: &str, endpoint: &str) -> Vec<String> {
+    let mut audiences = vec![issuer.to_owned(), format!("{issuer}{TOKEN_ENDPOINT}")];
+    if endpoint != TOKEN_ENDPOINT {
+        audiences.push(format!("{issuer}{endpoint}"));
+    }
+    audiences
+}
+
 /// Parameters and authenticated client of a client-authenticated request other than a grant
-/// (introspection, revocation): the token endpoint's rules (RFC 7662 §2.1, RFC 7009 §2.1), one
-/// GetItem; a failed authentication is counted like the token endpoint's.
-pub(crate) async fn authenticated_request<S: ClientDirectory + FailureCounters>(
+/// (introspection, revocation, at `endpoint` under the issuer): the token endpoint's rules
+/// (RFC 7662 §2.1, RFC 7009 §2.1), one GetItem (and one write for an assertion); a failed
+/// authentication is counted like the token endpoint's.
+pub(crate) async fn authenticated_request<
+    S: ClientDirectory + FailureCounters + AssertionReplays,
+>(
     config: &Config,
     store: &S,
     request: &ApiRequest,
+    endpoint: &str,
     now: i64,
 ) -> Result<(Params, Client), OAuthError> {
     let params = parse_body(request.media_type().as_deref(), &request.body)?;
     let presented = presented_credentials(request.header("authorization"), &params)?;
     let credentials = presented.client();
     let record = presented_client(store, &credentials.client_id).await?;
-    let api_key = request.header(&config.api_key_header);
-    match authenticate_client(record.as_ref(), credentials, api_key, now) {
+    let audiences = match credentials.assertion {
+        Some(_) => assertion_audiences(&issuer(config, request)?, endpoint),
+        None => Vec::new(),
+    };
+    let presentation = Presentation {
+        api_key: request.header(&config.api_key_header),
+        audiences: &audiences,
+        now,
+    };
+    match authenticate(store, record.as_ref(), credentials, presentation).await {
         Ok(client) => Ok((params, client.clone())),
         Err(error) => {
             count_client_failure(config, store, &credentials.client_id, now).await;

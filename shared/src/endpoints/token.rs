@@ -1,6 +1,8 @@
 //! The token function: `POST /oauth/v2/token` (and its aliases) and RFC 7009 revocation.
 
-use super::{authenticated_request, count_client_failure, issuer};
+use super::{
+    TOKEN_ENDPOINT, assertion_audiences, authenticated_request, count_client_failure, issuer,
+};
 use crate::audit::{self, Event, Record};
 use crate::config::Config;
 use crate::error::OAuthError;
@@ -10,8 +12,8 @@ use crate::http::{ApiRequest, ApiResponse};
 use crate::keys::{KeyCache, KeySource};
 use crate::request::{parse_body, presented_credentials};
 use crate::storage::{
-    AuthorizationCodes, Client, ClientDirectory, FailureCounters, GrantType, LoginDirectory,
-    RefreshFamilies, Revocations, TokenRecords, Wanted, client_key,
+    AssertionReplays, AuthorizationCodes, Client, ClientDirectory, FailureCounters, GrantType,
+    LoginDirectory, RefreshFamilies, Revocations, TokenRecords, Wanted, client_key,
 };
 use crate::tokens::refresh::RefreshToken;
 use crate::tokens::verify::{verify_access_token, verify_with_cache};
@@ -30,6 +32,7 @@ pub trait TokenStore:
     + Revocations
     + TokenRecords
     + AuthorizationCodes
+    + AssertionReplays
 {
 }
 impl<
@@ -39,7 +42,8 @@ impl<
         + RefreshFamilies
         + Revocations
         + TokenRecords
-        + AuthorizationCodes,
+        + AuthorizationCodes
+        + AssertionReplays,
 > TokenStore for T
 {
 }
@@ -134,6 +138,10 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
         attempt.client_id = client_key(&credentials.client().client_id).map(str::to_owned);
         let issuer = issuer(&self.config, request)?;
         let keys = self.keys.current().await?;
+        let audiences = match credentials.client().assertion {
+            Some(_) => assertion_audiences(&issuer, TOKEN_ENDPOINT),
+            None => Vec::new(),
+        };
         let ctx = GrantContext {
             config: &self.config,
             store: &self.store,
@@ -144,6 +152,7 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
             params: &params,
             credentials: &credentials,
             api_key: request.header(&self.config.api_key_header),
+            assertion_audiences: &audiences,
         };
         let result = match grant {
             GrantType::ClientCredentials => grants::client_credentials::grant(&ctx).await,
@@ -166,7 +175,7 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
     async fn revoke(&self, request: &ApiRequest) -> Result<(), OAuthError> {
         let now = crate::now_epoch();
         let (params, client) =
-            authenticated_request(&self.config, &self.store, request, now).await?;
+            authenticated_request(&self.config, &self.store, request, "/v2/revoke", now).await?;
         let client = &client;
         let token = params
             .get("token")

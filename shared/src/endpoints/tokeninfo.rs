@@ -10,7 +10,9 @@ use crate::grants::refresh::family_account;
 use crate::http::{ApiRequest, ApiResponse};
 use crate::keys::{KeyCache, KeySource};
 use crate::request::Params;
-use crate::storage::{Account, Client, ClientDirectory, FailureCounters, TokenRecords, Wanted};
+use crate::storage::{
+    Account, AssertionReplays, Client, ClientDirectory, FailureCounters, TokenRecords, Wanted,
+};
 use crate::tokens::AccessTokenClaims;
 use crate::tokens::claims::standard_claims;
 use crate::tokens::refresh::RefreshToken;
@@ -79,8 +81,11 @@ pub struct ActiveToken {
 }
 
 /// Storage the tokeninfo function needs (failure counters: introspection authenticates clients).
-pub trait TokenInfoStore: ClientDirectory + TokenRecords + FailureCounters {}
-impl<T: ClientDirectory + TokenRecords + FailureCounters> TokenInfoStore for T {}
+pub trait TokenInfoStore:
+    ClientDirectory + TokenRecords + FailureCounters + AssertionReplays
+{
+}
+impl<T: ClientDirectory + TokenRecords + FailureCounters + AssertionReplays> TokenInfoStore for T {}
 
 pub struct TokenInfoService<S, K> {
     pub config: Config,
@@ -232,7 +237,7 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
     async fn introspect(&self, request: &ApiRequest) -> Result<Introspection, OAuthError> {
         let now = crate::now_epoch();
         let (params, client) =
-            authenticated_request(&self.config, &self.store, request, now).await?;
+            authenticated_request(&self.config, &self.store, request, "/v2/tokeninfo", now).await?;
         let client = &client;
         let token = params
             .get("token")

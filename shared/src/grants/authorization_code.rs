@@ -6,7 +6,6 @@
 //! redeemed code revokes the family the first use created, and with it every token issued from
 //! the code (RFC 6749 §4.1.2).
 
-use super::client_auth::authenticate_client;
 use super::issue::{Subject, UserSession, issue, refresh_ttl};
 use super::scope::parse_scope;
 use super::{GrantContext, TokenResponse};
@@ -14,8 +13,8 @@ use crate::authorize::code::code_hash;
 use crate::authorize::pkce;
 use crate::error::OAuthError;
 use crate::storage::{
-    AuthorizationCode, AuthorizationCodes, Client, ClientDirectory, GrantType, Redemption,
-    RefreshFamilies, RefreshFamily, TokenRecords, Wanted, presented_client,
+    AssertionReplays, AuthorizationCode, AuthorizationCodes, Client, ClientDirectory, GrantType,
+    Redemption, RefreshFamilies, RefreshFamily, TokenRecords, Wanted, presented_client,
 };
 use crate::tokens::refresh::RefreshToken;
 
@@ -42,7 +41,9 @@ fn family_of<S>(
     }
 }
 
-pub async fn grant<S: ClientDirectory + AuthorizationCodes + RefreshFamilies + TokenRecords>(
+pub async fn grant<
+    S: ClientDirectory + AuthorizationCodes + RefreshFamilies + TokenRecords + AssertionReplays,
+>(
     ctx: &GrantContext<'_, S>,
 ) -> Result<TokenResponse, OAuthError> {
     let code = ctx
@@ -57,7 +58,7 @@ pub async fn grant<S: ClientDirectory + AuthorizationCodes + RefreshFamilies + T
     let verifier = ctx.params.get("code_verifier");
     let credentials = ctx.credentials.client();
     let record = presented_client(ctx.store, &credentials.client_id).await?;
-    let client = authenticate_client(record.as_ref(), credentials, ctx.api_key, ctx.now)?;
+    let client = ctx.authenticate(record.as_ref()).await?;
     if !client.allows_grant(GrantType::AuthorizationCode) {
         return Err(OAuthError::UnauthorizedClient);
     }

@@ -7,15 +7,15 @@ use super::issue::{Subject, issue};
 use super::scope::{USER_ONLY_SCOPES, resolve};
 use super::{GrantContext, TokenResponse, check_redirect_uri};
 use crate::error::OAuthError;
-use crate::storage::{Client, ClientDirectory, GrantType};
+use crate::storage::{AssertionReplays, Client, ClientDirectory, GrantType};
 
-pub async fn grant<S: ClientDirectory>(
+pub async fn grant<S: ClientDirectory + AssertionReplays>(
     ctx: &GrantContext<'_, S>,
 ) -> Result<TokenResponse, OAuthError> {
     let credentials = ctx.credentials.client();
     let id = &credentials.client_id;
     let authenticates = |record: Option<&Client>| {
-        authenticate_client(record, credentials, ctx.api_key, ctx.now).is_ok()
+        authenticate_client(record, credentials, ctx.presentation()).is_ok()
     };
     let (mut record, mut source) = ctx.clients.client(ctx.store, id, ctx.now).await?;
     // A refusal is never answered from the cache: the client may have a new secret.
@@ -23,7 +23,7 @@ pub async fn grant<S: ClientDirectory>(
         ctx.clients.forget(id);
         (record, source) = ctx.clients.read(ctx.store, id).await?;
     }
-    let client = authenticate_client(record.as_deref(), credentials, ctx.api_key, ctx.now)?;
+    let client = ctx.authenticate(record.as_deref()).await?;
     if !client.allows_grant(GrantType::ClientCredentials) {
         return Err(OAuthError::UnauthorizedClient);
     }

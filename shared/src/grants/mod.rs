@@ -2,6 +2,7 @@
 //! authentication, scope resolution and token issuance.
 
 pub mod authorization_code;
+pub mod client_assertion;
 pub mod client_auth;
 pub mod client_cache;
 pub mod client_credentials;
@@ -29,6 +30,29 @@ pub struct GrantContext<'a, S> {
     pub credentials: &'a Presented,
     /// Value of the API-key header, if sent.
     pub api_key: Option<&'a str>,
+    /// What a client assertion's `aud` may be (`client_auth::Presentation`).
+    pub assertion_audiences: &'a [String],
+}
+
+impl<S> GrantContext<'_, S> {
+    pub(crate) fn presentation(&self) -> client_auth::Presentation<'_> {
+        client_auth::Presentation {
+            api_key: self.api_key,
+            audiences: self.assertion_audiences,
+            now: self.now,
+        }
+    }
+}
+
+impl<S: crate::storage::AssertionReplays> GrantContext<'_, S> {
+    /// The presented client, authenticated against `record` (assertions spent).
+    pub(crate) async fn authenticate<'c>(
+        &self,
+        record: Option<&'c crate::storage::Client>,
+    ) -> Result<&'c crate::storage::Client, crate::error::OAuthError> {
+        let credentials = self.credentials.client();
+        client_auth::authenticate(self.store, record, credentials, self.presentation()).await
+    }
 }
 
 /// RFC 6749 §5.1 successful response.

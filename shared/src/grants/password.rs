@@ -6,7 +6,6 @@
 //! same work: one counter write and one argon2id verification (against a dummy hash when there
 //! is none to check).
 
-use super::client_auth::authenticate_client;
 use super::issue::{Subject, UserSession, issue, refresh_ttl};
 use super::scope::resolve;
 use super::{GrantContext, TokenResponse, check_redirect_uri};
@@ -14,8 +13,8 @@ use crate::error::OAuthError;
 use crate::password::verify_password_off_executor;
 use crate::request::Presented;
 use crate::storage::{
-    Counted, FailureCounters, GrantType, LoginDirectory, RefreshFamilies, RefreshFamily,
-    client_key, username_key,
+    AssertionReplays, Counted, FailureCounters, GrantType, LoginDirectory, RefreshFamilies,
+    RefreshFamily, client_key, username_key,
 };
 use crate::tokens::refresh::RefreshToken;
 
@@ -69,7 +68,7 @@ pub async fn verify_counted<S: FailureCounters>(
     Ok(user)
 }
 
-pub async fn grant<S: LoginDirectory + FailureCounters + RefreshFamilies>(
+pub async fn grant<S: LoginDirectory + FailureCounters + RefreshFamilies + AssertionReplays>(
     ctx: &GrantContext<'_, S>,
 ) -> Result<TokenResponse, OAuthError> {
     let (username, password) = match ctx.credentials {
@@ -90,7 +89,7 @@ pub async fn grant<S: LoginDirectory + FailureCounters + RefreshFamilies>(
         .store
         .login_records(client_key(&credentials.client_id), username)
         .await?;
-    let client = authenticate_client(records.client.as_ref(), credentials, ctx.api_key, ctx.now)?;
+    let client = ctx.authenticate(records.client.as_ref()).await?;
     if !client.allows_grant(GrantType::Password) {
         return Err(OAuthError::UnauthorizedClient);
     }

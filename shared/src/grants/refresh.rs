@@ -6,14 +6,14 @@
 //! and the client are checked again at every refresh, as they stand now: an admin change takes
 //! effect at the next refresh even if the cleanup that revokes families missed this one.
 
-use super::client_auth::authenticate_client;
 use super::issue::{Subject, UserSession, issue};
 use super::scope::{narrow, parse_scope};
 use super::{GrantContext, TokenResponse, check_redirect_uri};
 use crate::crypto::digests_equal;
 use crate::error::{OAuthError, StoreError};
 use crate::storage::{
-    Account, GrantType, RefreshFamilies, RefreshFamily, Rotation, TokenRecords, Wanted, client_key,
+    Account, AssertionReplays, GrantType, RefreshFamilies, RefreshFamily, Rotation, TokenRecords,
+    Wanted, client_key,
 };
 use crate::tokens::refresh::RefreshToken;
 
@@ -38,7 +38,7 @@ pub(crate) async fn family_account<S: TokenRecords>(
     Ok(store.read(wanted).await?.account)
 }
 
-pub async fn grant<S: TokenRecords + RefreshFamilies>(
+pub async fn grant<S: TokenRecords + RefreshFamilies + AssertionReplays>(
     ctx: &GrantContext<'_, S>,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = ctx
@@ -57,7 +57,7 @@ pub async fn grant<S: TokenRecords + RefreshFamilies>(
             ..Wanted::default()
         })
         .await?;
-    let client = authenticate_client(found.client.as_ref(), credentials, ctx.api_key, ctx.now)?;
+    let client = ctx.authenticate(found.client.as_ref()).await?;
     if !client.allows_grant(GrantType::RefreshToken) {
         return Err(OAuthError::UnauthorizedClient);
     }

@@ -5,6 +5,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::Params;
 use crate::error::OAuthError;
+use crate::grants::client_assertion::{ASSERTION_TYPE, unverified_subject};
 
 /// A client's id and secret as presented; `via_basic` decides the 401's challenge.
 #[derive(Clone, PartialEq, Eq)]
@@ -15,6 +16,8 @@ pub struct ClientCredentials {
     pub via_basic: bool,
     /// Only a `client_id` in the body: auth method `none`, for public clients (SPEC §4 rule 4).
     pub secretless: bool,
+    /// A `private_key_jwt` assertion (RFC 7523 §2.2): the client authenticates with it alone.
+    pub assertion: Option<String>,
 }
 
 impl std::fmt::Debug for ClientCredentials {
@@ -24,6 +27,7 @@ impl std::fmt::Debug for ClientCredentials {
             .field("client_secret", &"<redacted>")
             .field("via_basic", &self.via_basic)
             .field("secretless", &self.secretless)
+            .field("assertion", &self.assertion.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -115,6 +119,51 @@ pub fn presented_credentials(
     let body_secret = params.get("client_secret");
     let basic = authorization.map(parse_basic);
 
+    // private_key_jwt (RFC 7521 §4.2, RFC 7523 §2.2): the assertion names the client.
+    let assertion_type = params.get("client_assertion_type");
+    let assertion = params.get("client_assertion");
+    if assertion_type.is_some() || assertion.is_some() {
+        // RFC 6749 §2.3: a client MUST NOT use more than one authentication method.
+        if basic.is_some() || body_secret.is_some() {
+            return Err(OAuthError::InvalidRequest(
+                "client credentials were sent in more than one way",
+            ));
+        }
+        match assertion_type {
+            Some(ASSERTION_TYPE) => {}
+            Some(_) => {
+                return Err(OAuthError::InvalidRequest(
+                    "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ));
+            }
+            None => {
+                return Err(OAuthError::InvalidRequest(
+                    "client_assertion_type is required with client_assertion",
+                ));
+            }
+        }
+        let assertion = assertion.ok_or(OAuthError::InvalidRequest(
+            "client_assertion is required with client_assertion_type",
+        ))?;
+        let unauthenticated = OAuthError::InvalidClient {
+            basic_challenge: false,
+        };
+        let subject = unverified_subject(assertion);
+        // RFC 7521 §4.2: a client_id, when sent, identifies the assertion's subject.
+        let client_id = match (body_id, subject) {
+            (Some(id), Some(subject)) if id != subject => return Err(unauthenticated),
+            (_, None) => return Err(unauthenticated),
+            (_, Some(subject)) => subject,
+        };
+        return Ok(Presented::Client(ClientCredentials {
+            client_id,
+            client_secret: String::new(),
+            via_basic: false,
+            secretless: false,
+            assertion: Some(assertion.to_owned()),
+        }));
+    }
+
     // 1. EmpowerID: Basic + password grant + client in the body + no user in the body.
     let empowerid_shape = params.get("grant_type") == Some("password")
         && body_id.is_some()
@@ -130,6 +179,7 @@ pub fn presented_credentials(
             client_secret: body_secret.unwrap_or_default().to_owned(),
             via_basic: false,
             secretless: false,
+            assertion: None,
         };
         return Ok(Presented::ClientAndBasicUser { client, user });
     }
@@ -162,6 +212,7 @@ pub fn presented_credentials(
                 client_secret,
                 via_basic: true,
                 secretless: false,
+                assertion: None,
             }))
         }
         // 4. Another scheme (Bearer, Digest…) is not client authentication.
@@ -175,6 +226,7 @@ pub fn presented_credentials(
                 client_secret: secret.to_owned(),
                 via_basic: false,
                 secretless: false,
+                assertion: None,
             })),
             // 4. Only a client_id: auth method `none`, which only a public client may use.
             (Some(id), None) => Ok(Presented::Client(ClientCredentials {
@@ -182,6 +234,7 @@ pub fn presented_credentials(
                 client_secret: String::new(),
                 via_basic: false,
                 secretless: true,
+                assertion: None,
             })),
             // 5. No client authentication at all.
             _ => Err(OAuthError::InvalidClient {
@@ -245,6 +298,7 @@ mod tests {
                 client_secret: "sec".into(),
                 via_basic: true,
                 secretless: false,
+                assertion: None,
             })
         );
     }

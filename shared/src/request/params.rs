@@ -12,7 +12,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Parameters this service reads; only these are checked for repetition, the rest are ignored
 /// (RFC 6749 §3.2: unrecognized parameters MUST be ignored).
-const KNOWN: [&str; 13] = [
+const KNOWN: [&str; 15] = [
     "grant_type",
     "code",
     "code_verifier",
@@ -26,6 +26,9 @@ const KNOWN: [&str; 13] = [
     "token",
     "token_type_hint",
     "access_token",
+    // RFC 7521 §4.2 client authentication.
+    "client_assertion_type",
+    "client_assertion",
 ];
 
 #[derive(Debug, Default, Clone)]

@@ -16,10 +16,10 @@ use serde::de::DeserializeOwned;
 
 use super::aws::unavailable;
 use super::{
-    Account, AuthorizationCode, AuthorizationCodes, BrowserSession, Client, ClientDirectory,
-    Consent, Counted, FailureCounter, FailureCounters, Found, LoginDirectory, LoginRecords,
-    LoginTransaction, Redemption, RefreshFamilies, RefreshFamily, Revocations, RevokedToken,
-    Rotation, SignInRecords, TokenRecords, User, Wanted, keys,
+    Account, AssertionReplays, AuthorizationCode, AuthorizationCodes, BrowserSession, Client,
+    ClientDirectory, Consent, Counted, FailureCounter, FailureCounters, Found, LoginDirectory,
+    LoginRecords, LoginTransaction, Redemption, RefreshFamilies, RefreshFamily, Revocations,
+    RevokedToken, Rotation, SignInRecords, TokenRecords, User, Wanted, keys,
 };
 use crate::error::StoreError;
 
@@ -679,6 +679,28 @@ impl Revocations for DynamoStore {
         self.put(keys::revoked(jti), &marker, Some(exp), false)
             .await
             .map(|_| ())
+    }
+}
+
+impl AssertionReplays for DynamoStore {
+    async fn first_use(&self, key: &str, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+        // An item past its `ttl` that TTL has not deleted yet is an old use, not this one.
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PARTITION_KEY, s(key.to_owned()))
+            .item(TTL_ATTRIBUTE, n(expires_at))
+            .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_check_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable("PutItem")(e)),
+        }
     }
 }
 

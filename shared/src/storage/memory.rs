@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
-    Account, AuthorizationCode, AuthorizationCodes, BrowserSession, Client, ClientDirectory,
-    Consent, Counted, FailureCounter, FailureCounters, Found, LoginDirectory, LoginRecords,
-    LoginTransaction, Redemption, RefreshFamilies, RefreshFamily, Revocations, RevokedToken,
-    Rotation, SignInRecords, TokenRecords, User, Wanted,
+    Account, AssertionReplays, AuthorizationCode, AuthorizationCodes, BrowserSession, Client,
+    ClientDirectory, Consent, Counted, FailureCounter, FailureCounters, Found, LoginDirectory,
+    LoginRecords, LoginTransaction, Redemption, RefreshFamilies, RefreshFamily, Revocations,
+    RevokedToken, Rotation, SignInRecords, TokenRecords, User, Wanted,
 };
 use crate::error::StoreError;
 
@@ -31,6 +31,8 @@ struct Records {
     transactions: Mutex<HashMap<String, LoginTransaction>>,
     sessions: Mutex<HashMap<String, BrowserSession>>,
     consents: Mutex<HashMap<(String, String), Consent>>,
+    /// Used client assertions: key to expiry.
+    assertions: Mutex<HashMap<String, i64>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> Result<MutexGuard<'_, T>, StoreError> {
@@ -240,6 +242,17 @@ impl Revocations for MemoryStore {
             },
         );
         Ok(())
+    }
+}
+
+impl AssertionReplays for MemoryStore {
+    async fn first_use(&self, key: &str, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+        let mut used = lock(&self.records.assertions)?;
+        if used.get(key).is_some_and(|exp| *exp >= now) {
+            return Ok(false);
+        }
+        used.insert(key.to_owned(), expires_at);
+        Ok(true)
     }
 }
 

@@ -95,6 +95,23 @@ pub struct Client {
     /// Where RP-Initiated Logout may send the browser back to, compared exactly.
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
+    /// The public keys of a `private_key_jwt` client (a JWKS document, compact JSON): it
+    /// authenticates with assertions signed by them and has no secret to fall back on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<String>,
+}
+
+impl Client {
+    /// Its `token_endpoint_auth_method` (RFC 7591 §2), as discovery names them.
+    pub fn auth_method(&self) -> &'static str {
+        if self.jwks.is_some() {
+            "private_key_jwt"
+        } else if self.public {
+            "none"
+        } else {
+            "client_secret_basic"
+        }
+    }
 }
 
 fn pkce_required_by_default() -> bool {
@@ -410,6 +427,17 @@ pub enum Rotation {
     Rejected,
 }
 
+pub trait AssertionReplays: Send + Sync {
+    /// Records a client assertion's use until `expires_at` with one conditional write: true
+    /// for the first use, false once it was used (of N concurrent uses exactly one is first).
+    fn first_use(
+        &self,
+        key: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
 pub trait ClientDirectory: Send + Sync {
     fn client(
         &self,
@@ -615,5 +643,12 @@ pub mod keys {
     }
     pub fn consent(user_id: &str, client_id: &str) -> String {
         format!("consent#{user_id}#{client_id}")
+    }
+    /// A used client assertion: the `jti` hashed, since it is the client's free text.
+    pub fn assertion(client_id: &str, jti: &str) -> String {
+        format!(
+            "jti#{client_id}#{}",
+            crate::crypto::sha256_b64(jti.as_bytes())
+        )
     }
 }

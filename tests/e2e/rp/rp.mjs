@@ -1,9 +1,17 @@
-// openid-client v6 as a real relying party for the browser tests (tests/e2e/browser.py runs it).
+// openid-client v6 as a real relying party for the browser tests (tests/e2e/browser.py runs it)
+// and the private_key_jwt tests (tests/e2e/test_private_key_jwt.py).
 //
 // One JSON request on stdin, one JSON answer on stdout; exit 0 on success, 2 when the library
-// refused (the answer is then {"refused": {name, code, error, message}}). Every request names the
-// provider and the client:
+// refused (the answer is then {"refused": {name, code, error, status, message}}). Every request
+// names the provider and the client:
 //   {"server": ISSUER, "client_id": ID, "client_secret": SECRET | null, "op": ..., ...}
+// or, for a private_key_jwt client (RFC 7523 §2.2), its private key instead of a secret:
+//   {..., "private_jwk": JWK (with "kid"), "assertion_alg": ALG | absent}
+// The JWK is imported with WebCrypto (RSA as RSASSA-PKCS1-v1_5 SHA-256, EC as ECDSA on its
+// curve, OKP as Ed25519) and handed to client.PrivateKeyJwt, which signs a fresh assertion per
+// request (aud the issuer, a random jti, exp 60 s ahead) and sends client_id with it.
+// `assertion_alg` rewrites the header's alg (openid-client names an Ed25519 key's alg
+// "Ed25519", RFC 9864; "EdDSA" is the RFC 8037 name).
 // Each run does discovery first (the issuer's /.well-known/openid-configuration); the local stack
 // is http://, which openid-client refuses unless told otherwise (allowInsecureRequests).
 //
@@ -15,6 +23,12 @@
 //              checks state, iss (RFC 9207, discovery advertises it), the id_token and the nonce.
 //   refresh    {refresh_token}                          -> {tokens, claims}
 //   userinfo   {access_token, sub}                      -> {userinfo}
+//   client_credentials {scope}                          -> {tokens}
+//              clientCredentialsGrant.
+//   introspect {token}                                  -> {introspection}
+//              tokenIntrospection (RFC 7662) at the discovered introspection_endpoint.
+//   revoke     {token}                                  -> {revoked: true}
+//              tokenRevocation (RFC 7009) at the discovered revocation_endpoint.
 import * as client from 'openid-client';
 
 async function readStdin() {
@@ -23,8 +37,34 @@ async function readStdin() {
   return JSON.parse(Buffer.concat(chunks).toString('utf8'));
 }
 
+// WebCrypto parameters for a private JWK's key type.
+function importParams(jwk) {
+  switch (jwk.kty) {
+    case 'RSA':
+      return { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
+    case 'EC':
+      return { name: 'ECDSA', namedCurve: jwk.crv };
+    case 'OKP':
+      return { name: jwk.crv };
+    default:
+      throw new Error(`unsupported private JWK kty ${JSON.stringify(jwk.kty)}`);
+  }
+}
+
+async function privateKeyJwt(req) {
+  // Only the key material goes to importKey (a kid, use or alg member is not WebCrypto's).
+  const { kid, use: _use, alg: _alg, key_ops: _ops, ...material } = req.private_jwk;
+  const key = await crypto.subtle.importKey('jwk', material, importParams(material), false, ['sign']);
+  const options = req.assertion_alg
+    ? { [client.modifyAssertion]: (header) => { header.alg = req.assertion_alg; } }
+    : undefined;
+  return client.PrivateKeyJwt(kid ? { key, kid } : key, options);
+}
+
 async function configure(req) {
-  const auth = req.client_secret ? client.ClientSecretBasic(req.client_secret) : client.None();
+  const auth = req.private_jwk
+    ? await privateKeyJwt(req)
+    : req.client_secret ? client.ClientSecretBasic(req.client_secret) : client.None();
   return client.discovery(new URL(req.server), req.client_id, undefined, auth, {
     execute: [client.allowInsecureRequests],
   });
@@ -70,6 +110,20 @@ const ops = {
   async userinfo(config, req) {
     return { userinfo: await client.fetchUserInfo(config, req.access_token, req.sub) };
   },
+
+  async client_credentials(config, req) {
+    const response = await client.clientCredentialsGrant(config, { scope: req.scope });
+    return { tokens: { ...response } };
+  },
+
+  async introspect(config, req) {
+    return { introspection: { ...(await client.tokenIntrospection(config, req.token)) } };
+  },
+
+  async revoke(config, req) {
+    await client.tokenRevocation(config, req.token);
+    return { revoked: true };
+  },
 };
 
 async function main() {
@@ -90,6 +144,7 @@ main().then(
       name: err?.name,
       code: err?.code,
       error: err?.error ?? err?.cause?.error,
+      status: err?.status ?? err?.cause?.status,
       message: String(err?.message ?? err),
       cause: err?.cause
         ? { code: err.cause.code, message: String(err.cause.message ?? err.cause) }
