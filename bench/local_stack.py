@@ -804,6 +804,33 @@ class WarmFunction:
         self.api.close()
 
 
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def private_key_jwt_one(args):
+    """client_credentials with a fresh ES256 client assertion per request (signed here, untimed:
+    only the function's CPU is read)."""
+    import uuid
+
+    import jwt  # PyJWT, in the test venv
+
+    key = open(args.pkj_key).read()
+    issuer = f"https://{DOMAIN}/oauth"
+
+    def one(api):
+        now = int(time.time())
+        claims = {"iss": args.pkj_client_id, "sub": args.pkj_client_id, "aud": f"{issuer}/v2/token",
+                  "iat": now, "exp": now + 60, "jti": str(uuid.uuid4())}
+        assertion = jwt.encode(claims, key, algorithm="ES256", headers={"kid": "bench-1"})
+        form = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": "read",
+                                       "client_assertion_type": ASSERTION_TYPE,
+                                       "client_assertion": assertion}).encode()
+        headers = {"content-type": "application/x-www-form-urlencoded"}
+        checked(api, apigw_event("POST", "/oauth/v2/token", headers, form), 200, "private_key_jwt")
+
+    return one
+
+
 def warm_cases(args):
     """(function, case name, env, prepare() -> one(api), n). prepare runs untimed."""
     cc = dict(grant_type="client_credentials", scope="read")
@@ -823,6 +850,8 @@ def warm_cases(args):
         for alg in ("RS256", "ES256", "EdDSA")
     ]
     cases.append(("token", "password", {}, fixed("token", lambda: token_event(args.pw_client_id, args.pw_client_secret, **pw)), max(10, args.warm_n // 20)))
+    if args.pkj_client_id:
+        cases.append(("token", "client_credentials ES256 private_key_jwt", {"ACCESS_TOKEN_ALG": "ES256"}, lambda: private_key_jwt_one(args), args.warm_n))
 
     def refresh_chain():
         state = {}
@@ -1311,6 +1340,8 @@ def main():
     p.add_argument("--alg", default="RS256")
     p.add_argument("--cc-client-id", required=True)
     p.add_argument("--cc-client-secret", required=True)
+    p.add_argument("--pkj-client-id", help="a private_key_jwt client (client_credentials)")
+    p.add_argument("--pkj-key", help="its ES256 private key (PEM), kid bench-1")
     p.add_argument("--pw-client-id", required=True)
     p.add_argument("--pw-client-secret", required=True)
     p.add_argument("--username", required=True)

@@ -104,6 +104,20 @@ if [[ -z "${BENCH_SKIP_LOCAL:-}" ]]; then
     # A confidential browser client (PKCE required by default) for the authorize function.
     web_json="$("$OAUTHCTL" client create --name bench-web --grant authorization_code \
         --grant refresh_token --scope "openid email" --redirect-uri https://app.example.com/cb)"
+    # A private_key_jwt client: its ES256 key pair made here, the public half registered.
+    "$PY" - "$WORK/pkj-key.pem" "$WORK/pkj-jwks.json" <<'PYEOF'
+import json, sys
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+key = ec.generate_private_key(ec.SECP256R1())
+open(sys.argv[1], "wb").write(key.private_bytes(serialization.Encoding.PEM,
+    serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+jwk = jwt.algorithms.ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
+json.dump({"keys": [dict(jwk, kid="bench-1", use="sig", alg="ES256")]}, open(sys.argv[2], "w"))
+PYEOF
+    pkj_json="$("$OAUTHCTL" client create --name bench-pkj --grant client_credentials --scope read \
+        --auth-method private_key_jwt --jwks "$WORK/pkj-jwks.json")"
     BENCH_PASSWORD="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(18))')"
     "$OAUTHCTL" user create --username bench-user --password="$BENCH_PASSWORD" >/dev/null
 
@@ -116,6 +130,7 @@ if [[ -z "${BENCH_SKIP_LOCAL:-}" ]]; then
         --table "$TABLE" --secret-id "$SECRET_ID" --alg "$ALG" \
         --cc-client-id="$(field client_id <<<"$cc_json")" \
         --cc-client-secret="$(field client_secret <<<"$cc_json")" \
+        --pkj-client-id="$(field client_id <<<"$pkj_json")" --pkj-key "$WORK/pkj-key.pem" \
         --pw-client-id="$(field client_id <<<"$pw_json")" \
         --pw-client-secret="$(field client_secret <<<"$pw_json")" \
         --web-client-id="$(field client_id <<<"$web_json")" \

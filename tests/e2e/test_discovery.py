@@ -34,7 +34,8 @@ from helpers import (
 OIDC_PATH = "/oauth/.well-known/openid-configuration"
 RFC8414_PATH = "/.well-known/oauth-authorization-server/oauth"
 METADATA_PATHS = (OIDC_PATH, RFC8414_PATH)
-AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+ASSERTION_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
 PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 ALG_SHAPE = {  # alg -> (kty, crv, public members)
     "RS256": ("RSA", None, ("n", "e")),
@@ -87,6 +88,9 @@ def test_both_metadata_documents_are_identical_and_complete(stack):
     assert oidc["token_endpoint_auth_methods_supported"] == [*AUTH_METHODS, "none"]
     for name in ("introspection_endpoint", "revocation_endpoint"):
         assert oidc[f"{name}_auth_methods_supported"] == AUTH_METHODS, name
+    # private_key_jwt assertions: asymmetric algorithms only (never none, never HMAC)
+    for name in ("token_endpoint", "introspection_endpoint", "revocation_endpoint"):
+        assert oidc[f"{name}_auth_signing_alg_values_supported"] == ASSERTION_ALGS, name
     assert {"openid", "profile", "email"} <= set(oidc["scopes_supported"])
     assert {"sub", "iss", "email", "email_verified", "preferred_username", "name"} <= set(
         oidc["claims_supported"]
