@@ -393,10 +393,6 @@ def openid_client(stack, client: PkClient, signer: Signer, op: str, **fields: An
                     pytrace=False)
     request = {"op": op, "server": stack.issuer, "client_id": client.client_id,
                "client_secret": None, "private_jwk": signer.private_jwk, **fields}
-    if signer.alg == "EdDSA":
-        # openid-client names an Ed25519 key's alg "Ed25519" (RFC 9864); the provider knows
-        # the RFC 8037 name, EdDSA (the signature is the same).
-        request["assertion_alg"] = "EdDSA"
     res = subprocess.run(["node", str(RP_DIR / "rp.mjs")], input=json.dumps(request),
                          capture_output=True, text=True, timeout=60, cwd=RP_DIR)
     try:
@@ -426,6 +422,16 @@ def test_openid_client_private_key_jwt_token_introspection_and_revocation(stack,
     assert openid_client(stack, client, client.key, "revoke", token=at) == {"revoked": True}
     info = openid_client(stack, client, client.key, "introspect", token=at)["introspection"]
     assert info["active"] is False, info
+
+
+def test_openid_client_ed25519_assertion_under_its_rfc_9864_name(stack, pk):
+    # openid-client v6 names an Ed25519 key's alg "Ed25519" (RFC 9864), not "EdDSA" (RFC 8037):
+    # the same signature, accepted under both names
+    tokens = openid_client(stack, pk.ed, pk.ed.key, "client_credentials", scope="read")["tokens"]
+    assert jwt_payload(tokens["access_token"])["client_id"] == pk.ed.client_id
+    renamed = openid_client(stack, pk.ed, pk.ed.key, "client_credentials", scope="read",
+                            assertion_alg="EdDSA")["tokens"]
+    assert jwt_payload(renamed["access_token"])["client_id"] == pk.ed.client_id
 
 
 def test_openid_client_with_an_unregistered_key_is_refused(stack, pk):

@@ -75,7 +75,7 @@ impl Signer {
         Ok(token)
     }
 
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+    pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
         let failed = |_| "signing failed".to_owned();
         match &self.pair {
             KeyPairKind::Rsa(pair) => {
