@@ -1,13 +1,14 @@
 //! Arbitrary token-endpoint requests (content type, Authorization, body) through the real
 //! handler on the in-memory store: must never panic and must answer 200/400/401 with JSON
-//! (200 only with a token).
+//! (200 only with a token). `@ASSERTION@` anywhere becomes a valid private_key_jwt assertion
+//! of client `signer`, so mutations around a real assertion are reached.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use shared::endpoints::token::TokenService;
 use shared::http::ApiRequest;
-use shared_fuzz::{config, keys, runtime, store};
+use shared_fuzz::{assertion, config, keys, runtime, store};
 
 const CONTENT_TYPES: [&str; 4] = [
     "application/x-www-form-urlencoded",
@@ -27,11 +28,17 @@ fuzz_target!(|data: &[u8]| {
     }
     let (selector, rest) = data.split_at(2);
     let split = rest.iter().position(|b| *b == b'\n').unwrap_or(0);
-    let (auth, body) = rest.split_at(split);
+    let (auth, raw_body) = rest.split_at(split);
+    let text = String::from_utf8_lossy(raw_body);
+    let body = if text.contains("@ASSERTION@") {
+        text.replace("@ASSERTION@", &assertion()).into_bytes()
+    } else {
+        raw_body.to_vec()
+    };
     let mut request = ApiRequest {
         method: http::Method::POST,
         path: PATHS[selector[1] as usize % PATHS.len()].to_owned(),
-        body: body.to_vec(),
+        body,
         ..ApiRequest::default()
     };
     request.headers.insert(

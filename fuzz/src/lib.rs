@@ -21,12 +21,39 @@ pub fn config() -> Config {
     shared::testing::config(Alg::Es256, &[])
 }
 
-/// A store with client `app` (`APP_BASIC`) allowed `grants`. No password grant anywhere: it
-/// would put argon2 (tens of ms under ASan) in the loop.
+/// The private_key_jwt client of `store`: its JWKS is the fuzz key set's public half.
+pub const SIGNER: &str = "signer";
+
+fn key_set() -> &'static shared::keys::KeySet {
+    static KEYS: std::sync::OnceLock<shared::keys::KeySet> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let doc = shared::keys::KeySetDocument::parse(&keys().0).expect("fuzz key set");
+        shared::keys::KeySet::from_document(&doc).expect("fuzz key set")
+    })
+}
+
+/// A valid client assertion of `SIGNER` for the token endpoint, with a fresh `jti`.
+pub fn assertion() -> String {
+    let now = shared::now_epoch();
+    let claims = serde_json::json!({
+        "iss": SIGNER, "sub": SIGNER, "aud": format!("{ISSUER}/v2/token"),
+        "exp": now + 60, "iat": now, "jti": shared::crypto::random_secret(),
+    });
+    let signer = key_set().signer(Alg::Es256).expect("an ES256 key");
+    signer.sign_jwt("JWT", &claims).expect("signed assertion")
+}
+
+/// A store with client `app` (`APP_BASIC`) and the private_key_jwt client `SIGNER`, both
+/// allowed `grants`. No password grant anywhere: it would put argon2 (tens of ms under ASan)
+/// in the loop.
 pub fn store(grants: &[&str]) -> MemoryStore {
     let grants: Vec<GrantType> = grants.iter().filter_map(|g| GrantType::parse(g)).collect();
     let store = MemoryStore::default();
     store.put_client(shared::testing::client("app", &grants));
+    let mut signer = shared::testing::client(SIGNER, &grants);
+    signer.secrets.clear();
+    signer.jwks = Some(key_set().jwks_json().to_owned());
+    store.put_client(signer);
     store
 }
 
