@@ -367,8 +367,9 @@ client_json="$(ctl client create --name demo \
 CLIENT_ID="$(json_field client_id <<<"$client_json")"
 CLIENT_SECRET="$(json_field client_secret <<<"$client_json")"
 DEMO_USER="alice@example.com@carbon.super"
-DEMO_PASSWORD="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(18))')"
-ctl user create --username "$DEMO_USER" --password "$DEMO_PASSWORD" \
+# DEMO_PASSWORD may be given; random otherwise (token_urlsafe may start with "-").
+DEMO_PASSWORD="${DEMO_PASSWORD:-$("$PY" -c 'import secrets; print(secrets.token_urlsafe(18))')}"
+ctl user create --username "$DEMO_USER" --password="$DEMO_PASSWORD" \
     --claim email=alice@example.com --claim email_verified=true --claim "name=Alice Example" >/dev/null
 cat >>"$SAM_ENV" <<EOF
 # demo data (moto is in memory: valid until make sam-local stops)
