@@ -224,6 +224,23 @@ class Refused(AssertionError):
         self.refused = refused
 
 
+def run_rp(request: dict[str, Any]) -> dict[str, Any]:
+    """One rp.mjs run of `request` (stdin JSON); its last stdout line is the answer. A refusal
+    (exit 2) raises `Refused`."""
+    op = request["op"]
+    res = subprocess.run(["node", str(RP_DIR / "rp.mjs")], input=json.dumps(request),
+                         capture_output=True, text=True, timeout=60, cwd=RP_DIR)
+    try:
+        answer = json.loads(res.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        raise AssertionError(f"rp.mjs {op} exited {res.returncode}:\nstdout: {res.stdout}\n"
+                             f"stderr: {res.stderr}") from None
+    if res.returncode == 2 and "refused" in answer:
+        raise Refused(op, answer["refused"])
+    assert res.returncode == 0, f"rp.mjs {op} exited {res.returncode}: {res.stderr}"
+    return answer
+
+
 class OpenIdClientRP:
     """openid-client v6 (tests/e2e/rp/rp.mjs): discovery, then buildAuthorizationUrl,
     authorizationCodeGrant (state, iss, id_token, nonce checked by the library),
@@ -235,19 +252,8 @@ class OpenIdClientRP:
         self.scope = scope
 
     def _run(self, op: str, **fields: Any) -> dict[str, Any]:
-        request = {"op": op, "server": self.stack.issuer, "client_id": self.client["client_id"],
-                   "client_secret": self.client.get("client_secret"), **fields}
-        res = subprocess.run(["node", str(RP_DIR / "rp.mjs")], input=json.dumps(request),
-                             capture_output=True, text=True, timeout=60, cwd=RP_DIR)
-        try:
-            answer = json.loads(res.stdout.strip().splitlines()[-1])
-        except (IndexError, json.JSONDecodeError):
-            raise AssertionError(f"rp.mjs {op} exited {res.returncode}:\nstdout: {res.stdout}\n"
-                                 f"stderr: {res.stderr}") from None
-        if res.returncode == 2 and "refused" in answer:
-            raise Refused(op, answer["refused"])
-        assert res.returncode == 0, f"rp.mjs {op} exited {res.returncode}: {res.stderr}"
-        return answer
+        return run_rp({"op": op, "server": self.stack.issuer, "client_id": self.client["client_id"],
+                       "client_secret": self.client.get("client_secret"), **fields})
 
     def authorize(self, **params: str) -> Pending:
         out = self._run("authorize", redirect_uri=self.client["redirect_uri"], scope=self.scope,

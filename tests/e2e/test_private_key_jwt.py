@@ -20,7 +20,6 @@ import hashlib
 import hmac
 import json
 import shutil
-import subprocess
 import threading
 import time
 import uuid
@@ -36,7 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from joserfc import jwk as joserfc_jwk
 
-from browser import INSTALL_HINT, RP_DIR, Refused
+from browser import INSTALL_HINT, RP_DIR, Refused, run_rp
 from helpers import (
     REVOKE,
     TOKEN_PATH,
@@ -391,19 +390,8 @@ def openid_client(stack, client: PkClient, signer: Signer, op: str, **fields: An
     if not shutil.which("node") or not (RP_DIR / "node_modules" / "openid-client").is_dir():
         pytest.fail(f"node and {RP_DIR / 'node_modules' / 'openid-client'} needed: {INSTALL_HINT}",
                     pytrace=False)
-    request = {"op": op, "server": stack.issuer, "client_id": client.client_id,
-               "client_secret": None, "private_jwk": signer.private_jwk, **fields}
-    res = subprocess.run(["node", str(RP_DIR / "rp.mjs")], input=json.dumps(request),
-                         capture_output=True, text=True, timeout=60, cwd=RP_DIR)
-    try:
-        answer = json.loads(res.stdout.strip().splitlines()[-1])
-    except (IndexError, json.JSONDecodeError):
-        raise AssertionError(f"rp.mjs {op} exited {res.returncode}:\nstdout: {res.stdout}\n"
-                             f"stderr: {res.stderr}") from None
-    if res.returncode == 2 and "refused" in answer:
-        raise Refused(op, answer["refused"])
-    assert res.returncode == 0, f"rp.mjs {op} exited {res.returncode}: {res.stderr}"
-    return answer
+    return run_rp({"op": op, "server": stack.issuer, "client_id": client.client_id,
+                   "client_secret": None, "private_jwk": signer.private_jwk, **fields})
 
 
 @pytest.mark.parametrize("kind", ["rsa", "ec", "ed"], ids=["RS256", "ES256", "EdDSA"])
