@@ -194,3 +194,64 @@ pub fn claims_of(jwt: &str) -> serde_json::Value {
         .expect("base64url payload");
     serde_json::from_slice(&bytes).expect("JSON claims")
 }
+
+/// The fixture key set, parsed once (DPoP proofs and client assertions sign with it).
+fn parsed_keys() -> &'static crate::keys::KeySet {
+    static KEYS: OnceLock<crate::keys::KeySet> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let doc = KeySetDocument::parse(&key_set(&Alg::ALL).0).expect("fixture key set");
+        crate::keys::KeySet::from_document(&doc).expect("fixture keys")
+    })
+}
+
+/// The public JWK of the fixture key for `alg`, as a DPoP proof embeds it.
+pub fn dpop_public_jwk(alg: Alg) -> serde_json::Value {
+    let kid = parsed_keys()
+        .signer(alg)
+        .expect("a key per algorithm")
+        .kid();
+    let jwks: serde_json::Value =
+        serde_json::from_str(parsed_keys().jwks_json()).expect("JWKS JSON");
+    jwks["keys"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["kid"] == kid))
+        .cloned()
+        .expect("the signer's key is in the JWKS")
+}
+
+/// The claims of a DPoP proof for `method` `url` at `iat`, with a fresh `jti`.
+pub fn dpop_claims(method: &str, url: &str, iat: i64) -> serde_json::Value {
+    serde_json::json!({
+        "jti": crate::crypto::b64url(&crate::crypto::random_bytes::<12>()),
+        "htm": method, "htu": url, "iat": iat,
+    })
+}
+
+/// A DPoP proof (RFC 9449 §4.2) over `claims`, signed by the fixture key for `alg`, with that
+/// key as `jwk`; `header_changes` replace header members (null removes one).
+pub fn dpop_proof_with(
+    alg: Alg,
+    header_changes: &serde_json::Value,
+    claims: &serde_json::Value,
+) -> String {
+    let mut header = serde_json::json!({
+        "typ": "dpop+jwt", "alg": alg.as_str(), "jwk": dpop_public_jwk(alg),
+    });
+    for (name, value) in header_changes.as_object().into_iter().flatten() {
+        match value {
+            serde_json::Value::Null => drop(header.as_object_mut().and_then(|h| h.remove(name))),
+            value => header[name] = value.clone(),
+        }
+    }
+    let b64 = |v: &serde_json::Value| crate::crypto::b64url(v.to_string().as_bytes());
+    let input = format!("{}.{}", b64(&header), b64(claims));
+    let signer = parsed_keys().signer(alg).expect("a key per algorithm");
+    let signature = signer.sign(input.as_bytes()).expect("signing");
+    format!("{input}.{}", crate::crypto::b64url(&signature))
+}
+
+/// A DPoP proof for `method` `url` now, by the fixture key for `alg`.
+pub fn dpop_proof(alg: Alg, method: &str, url: &str) -> String {
+    let claims = dpop_claims(method, url, crate::now_epoch());
+    dpop_proof_with(alg, &serde_json::json!({}), &claims)
+}

@@ -5,21 +5,16 @@ use std::collections::HashSet;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet, PublicKeyUse};
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 
+pub use crate::tokens::jws::SIGNING_ALGS;
+use crate::tokens::jws::{CompactJws, PRIVATE_MEMBERS, accepted_alg, decode_part, fits};
 use crate::tokens::verify::LEEWAY_SECONDS;
 
 /// RFC 7523 §2.2.
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-/// Asymmetric algorithms only: `none` cannot authenticate anything and an HMAC key would be a
-/// shared secret again (RFC 8725 §3.1; discovery's
-/// `token_endpoint_auth_signing_alg_values_supported`).
-pub const SIGNING_ALGS: [&str; 9] = [
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
-];
 
 /// An assertion's `exp` may be at most this far ahead: a bounded lifetime bounds how long its
 /// `jti` is remembered (Authlib's default lifetime is exactly one hour).
@@ -88,20 +83,6 @@ struct AssertionClaims {
     jti: Option<String>,
 }
 
-/// The header's algorithm, if it is one we accept. `Ed25519` (RFC 9864's fully specified name,
-/// which openid-client v6 sends for an Ed25519 key) is the EdDSA signature under another name.
-fn accepted_alg(name: &str) -> Option<Algorithm> {
-    match name {
-        "Ed25519" => Some(Algorithm::EdDSA),
-        name if SIGNING_ALGS.contains(&name) => name.parse().ok(),
-        _ => None,
-    }
-}
-
-fn decode_part<T: serde::de::DeserializeOwned>(part: &str) -> Option<T> {
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()
-}
-
 /// Verifies `assertion` as `client_id`'s (RFC 7523 §3): signed by a key of `jwks` with that
 /// key's algorithm, `iss` = `sub` = the client, `aud` one of `audiences`, `exp` in
 /// (now, now + 1 h], `nbf`/`iat` not in the future, a `jti` present. Any failure is `None`: the
@@ -113,27 +94,19 @@ pub fn verify(
     audiences: &[String],
     now: i64,
 ) -> Option<VerifiedAssertion> {
-    let mut parts = assertion.split('.');
-    let (Some(header_part), Some(claims_part), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return None;
-    };
-    let header: AssertionHeader = decode_part(header_part)?;
+    let jws = CompactJws::split(assertion)?;
+    let header: AssertionHeader = decode_part(jws.header)?;
     if header.crit.is_some() {
         return None;
     }
     let alg = accepted_alg(&header.alg)?;
     let jwks: JwkSet = serde_json::from_str(jwks).ok()?;
-    let signing_input = &assertion[..header_part.len() + 1 + claims_part.len()];
-    let signed = candidate_keys(&jwks, header.kid.as_deref(), alg).any(|key| {
-        jsonwebtoken::crypto::verify(signature, signing_input.as_bytes(), &key, alg)
-            .unwrap_or(false)
-    });
+    let signed =
+        candidate_keys(&jwks, header.kid.as_deref(), alg).any(|key| jws.signed_by(&key, alg));
     if !signed {
         return None;
     }
-    let claims: AssertionClaims = decode_part(claims_part)?;
+    let claims: AssertionClaims = decode_part(jws.claims)?;
     // RFC 7523 §3 rules 1-3: issued by the client, about the client, addressed to us.
     let addressed =
         claims.iss == client_id && claims.sub == client_id && claims.aud.names_one_of(audiences);
@@ -166,36 +139,6 @@ fn candidate_keys<'a>(
         .filter(move |jwk| fits(jwk, alg))
         .filter_map(|jwk| DecodingKey::from_jwk(jwk).ok())
 }
-
-fn fits(jwk: &Jwk, alg: Algorithm) -> bool {
-    use Algorithm::{ES256, ES384, EdDSA, PS256, PS384, PS512, RS256, RS384, RS512};
-    let family_fits = match &jwk.algorithm {
-        AlgorithmParameters::RSA(_) => {
-            matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512)
-        }
-        AlgorithmParameters::EllipticCurve(_) => matches!(alg, ES256 | ES384),
-        AlgorithmParameters::OctetKeyPair(_) => alg == EdDSA,
-        _ => false,
-    };
-    let declared_alg_fits = jwk
-        .common
-        .key_algorithm
-        .is_none_or(|declared| format!("{declared:?}") == alg_name(alg));
-    let use_fits = jwk
-        .common
-        .public_key_use
-        .as_ref()
-        .is_none_or(|u| *u == PublicKeyUse::Signature);
-    family_fits && declared_alg_fits && use_fits
-}
-
-/// The JOSE name of an algorithm (its `Debug` form is exactly that).
-fn alg_name(alg: Algorithm) -> String {
-    format!("{alg:?}")
-}
-
-/// Members that only a private or symmetric JWK has (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037).
-const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
 
 /// Checks a JWKS a client registers: public asymmetric signing keys only, at least one, kids
 /// unique. Returns it compact, as stored.

@@ -2,6 +2,8 @@
 //! that decide what goes where.
 
 pub mod claims;
+pub mod dpop;
+pub mod jws;
 pub mod refresh;
 pub mod verify;
 
