@@ -353,6 +353,7 @@ fn benches(c: &mut Criterion<Clock>) {
         scope: "read".to_owned(),
         sid: None,
         preferred_username: None,
+        cnf: None,
         custom: BTreeMap::new(),
     };
     for alg in Alg::ALL {

@@ -20,6 +20,9 @@ pub enum OAuthError {
     UnsupportedGrantType,
     #[error("invalid_scope: {0}")]
     InvalidScope(&'static str),
+    /// RFC 9449 §5: the DPoP proof is missing where required, or invalid.
+    #[error("invalid_dpop_proof: {0}")]
+    InvalidDpopProof(&'static str),
     /// A dependency (DynamoDB, Secrets Manager) failed or timed out.
     #[error("temporarily_unavailable")]
     TemporarilyUnavailable,
@@ -40,6 +43,7 @@ impl OAuthError {
             Self::UnauthorizedClient => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
+            Self::InvalidDpopProof(_) => "invalid_dpop_proof",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::ServerError => "server_error",
         }
@@ -47,7 +51,10 @@ impl OAuthError {
 
     pub fn description(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(d) | Self::InvalidGrant(d) | Self::InvalidScope(d) => d,
+            Self::InvalidRequest(d)
+            | Self::InvalidGrant(d)
+            | Self::InvalidScope(d)
+            | Self::InvalidDpopProof(d) => d,
             Self::InvalidClient { .. } => "client authentication failed",
             Self::UnauthorizedClient => "the client is not allowed to use this grant type",
             Self::UnsupportedGrantType => "the grant type is not supported",

@@ -375,10 +375,13 @@ async fn userinfo_without_credentials_is_a_bare_challenge() {
     request.method = http::Method::GET;
     let response = world.tokeninfo.handle(&request).await;
     assert_eq!(response.status, 401);
-    // RFC 6750 §3.1: no error code when the request had no authentication at all.
+    // RFC 6750 §3.1: no error code when the request had no authentication at all; both
+    // schemes the resource takes (RFC 9449 §7.1).
     assert_eq!(
         response.header_value("www-authenticate"),
-        Some(r#"Bearer realm="oauth""#)
+        Some(
+            r#"Bearer realm="oauth", DPoP algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA""#
+        )
     );
     let response = world.userinfo("not-a-token").await;
     assert!(

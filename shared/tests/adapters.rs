@@ -77,6 +77,7 @@ fn client(id: &str, secret: &str) -> Client {
         consent: false,
         post_logout_redirect_uris: Vec::new(),
         jwks: None,
+        dpop_bound_access_tokens: true,
     }
 }
 
@@ -91,6 +92,8 @@ fn family(id: &str, hash: &str, exp: i64) -> RefreshFamily {
         current_hash: hash.into(),
         revoked: false,
         exp,
+        // Round-trips through every adapter like the rest of the family.
+        jkt: Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into()),
     }
 }
 

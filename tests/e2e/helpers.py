@@ -316,6 +316,9 @@ TOKENINFO = "/oauth/v2/tokeninfo"
 USERINFO = "/oauth/v2/userinfo"
 REVOKE = "/oauth/v2/revoke"
 INACTIVE = {"active": False}
+# Userinfo without credentials: both schemes it takes (RFC 6750 §3.1, RFC 9449 §7.1).
+DPOP_ALGS = "RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA"
+BARE_CHALLENGE = f'Bearer realm="oauth", DPoP algs="{DPOP_ALGS}"'
 USER_GRANTS = ("password", "refresh_token")
 OIDC_SCOPES = ("openid", "profile", "email", "read", "write")
 

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from helpers import (
+    BARE_CHALLENGE,
     INACTIVE,
     OIDC_SCOPES,
     REVOKE,
@@ -616,7 +617,7 @@ def test_userinfo_without_or_with_invalid_token_is_401(stack, method):
     # no credentials at all: a challenge without an error code (RFC 6750 §3.1)
     bare = userinfo(stack, method=method)
     assert bare.status_code == 401, describe(bare)
-    assert bare.headers.get("WWW-Authenticate") == 'Bearer realm="oauth"', describe(bare)
+    assert bare.headers.get("WWW-Authenticate") == BARE_CHALLENGE, describe(bare)
     for bad in ("garbage", "a.b.c"):
         assert_bearer_error(userinfo(stack, bad, method=method), 401, "invalid_token")
     client, _, body = user_session(stack, scope="openid read")

@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from helpers import (
+    BARE_CHALLENGE,
     assert_error,
     assert_success,
     client_basic,
@@ -33,13 +34,13 @@ OIDC_SCOPES = ("openid", "profile", "email", "address", "read", "write")
 
 # ============================================================ userinfo challenge
 @pytest.mark.parametrize("method", ["GET", "POST"])
-def test_userinfo_without_credentials_gets_a_bare_bearer_challenge(stack, method):
+def test_userinfo_without_credentials_gets_bare_bearer_and_dpop_challenges(stack, method):
     # WHEN userinfo is called with no credentials at all
     resp = stack.http(method, USERINFO)
     # THEN 401 with a challenge that names no error (RFC 6750 §3.1: the request lacked any
     # authentication information)
     assert resp.status_code == 401, describe(resp)
-    assert resp.headers.get("WWW-Authenticate") == 'Bearer realm="oauth"', describe(resp)
+    assert resp.headers.get("WWW-Authenticate") == BARE_CHALLENGE, describe(resp)
     # AND with a bad token the challenge says invalid_token, as before
     bad = stack.http(method, USERINFO, headers={"Authorization": "Bearer garbage"})
     assert bad.status_code == 401, describe(bad)

@@ -50,14 +50,14 @@ def leading_keys(*prefixes):
 CONDITIONS = {
     # The token function: new refresh families, revoked access-token markers and used
     # private_key_jwt assertions (first_use: PutItem, attribute_not_exists) ...
-    ("TokenFunction", "dynamodb:PutItem"): leading_keys("rfam#", "revoked#", "jti#"),
+    ("TokenFunction", "dynamodb:PutItem"): leading_keys("rfam#", "revoked#", "jti#", "dpop#"),
     # ... rotation / revocation of families, the password and client failure counters, and
     # redemption of authorization codes (one conditional UpdateItem marks a code consumed).
     ("TokenFunction", "dynamodb:UpdateItem"):
         leading_keys("rfam#", "lock#user#", "lock#client#", "code#"),
     # Introspection counts failed client authentications and spends assertions; nothing else.
     ("TokenInfoFunction", "dynamodb:UpdateItem"): leading_keys("lock#client#"),
-    ("TokenInfoFunction", "dynamodb:PutItem"): leading_keys("jti#"),
+    ("TokenInfoFunction", "dynamodb:PutItem"): leading_keys("jti#", "dpop#"),
     # Browser sign-in (SPEC §12): login transactions, sessions, codes and consent; logout
     # buries the session's refresh families (bury_family: PutItem, attribute_not_exists) ...
     ("AuthorizeFunction", "dynamodb:PutItem"):

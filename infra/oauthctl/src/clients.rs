@@ -69,6 +69,10 @@ pub enum ClientCommand {
         /// The client's public keys, a JWKS file (`{"keys": [...]}`), for private_key_jwt.
         #[arg(long)]
         jwks: Option<std::path::PathBuf>,
+        /// Every token request must carry a DPoP proof (RFC 9449): its tokens are all bound
+        /// to the client's key, none is a bearer token.
+        #[arg(long)]
+        require_dpop: bool,
     },
     List,
     Show {
@@ -165,6 +169,7 @@ fn view(client: &Client) -> serde_json::Value {
         "token_endpoint_auth_method": client.auth_method(),
         "pkce_required": client.pkce_required,
         "consent": client.consent,
+        "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
         "access_token_ttl": client.access_token_ttl,
         "refresh_token_ttl": client.refresh_token_ttl,
         "audience": client.audience,
@@ -240,6 +245,7 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
             consent,
             auth_method,
             jwks,
+            require_dpop,
         } => {
             let client_id = id.unwrap_or_else(generated_id);
             validate_id(&client_id)?;
@@ -334,6 +340,7 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
                 consent,
                 post_logout_redirect_uris,
                 jwks,
+                dpop_bound_access_tokens: require_dpop,
             };
             if !admin
                 .store

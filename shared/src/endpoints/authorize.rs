@@ -724,6 +724,7 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
                 current_hash: String::new(),
                 revoked: true,
                 exp: now,
+                jkt: None,
             })
             .collect();
         for batch in tombstones.chunks(REVOKE_CONCURRENCY) {

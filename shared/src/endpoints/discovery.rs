@@ -4,10 +4,10 @@
 use super::issuer;
 use crate::config::Config;
 use crate::error::OAuthError;
-use crate::grants::client_assertion::SIGNING_ALGS;
 use crate::http::{ApiRequest, ApiResponse};
 use crate::keys::{KeyCache, KeySource};
 use crate::tokens::claims::OIDC_SCOPES;
+use crate::tokens::jws::SIGNING_ALGS;
 
 pub const OIDC_DISCOVERY_PATH: &str = "/oauth/.well-known/openid-configuration";
 /// RFC 8414 §3: the well-known suffix goes between host and the issuer's path.
@@ -86,6 +86,8 @@ pub fn metadata(issuer: &str) -> serde_json::Value {
         "token_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
         "introspection_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
         "revocation_endpoint_auth_signing_alg_values_supported": SIGNING_ALGS,
+        // RFC 9449 §5.1.
+        "dpop_signing_alg_values_supported": SIGNING_ALGS,
         "scopes_supported": &OIDC_SCOPES[..5],
         "claims_supported": CLAIMS_SUPPORTED,
         "subject_types_supported": ["public"],

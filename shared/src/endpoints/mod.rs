@@ -19,6 +19,7 @@ use crate::storage::{
     AssertionReplays, Client, ClientDirectory, Counted, FailureCounters, client_key,
     presented_client,
 };
+use crate::tokens::dpop;
 
 /// Every request is answered within this: well inside the functions' 10 s `Timeout` (so a
 /// caller gets our 503 rather than API Gateway's bare error) and above one SDK operation's 4 s
@@ -62,6 +63,48 @@ pub fn issuer(config: &Config, request: &ApiRequest) -> Result<String, OAuthErro
             Err(OAuthError::ServerError)
         }
     }
+}
+
+/// The URL a client addressed `path` (an API route) at: the issuer's origin and the route (the
+/// issuer is `{origin}/oauth`, and every route lives under `/oauth`).
+pub fn endpoint_url(issuer: &str, path: &str) -> String {
+    let after_scheme = issuer.find("://").map_or(0, |i| i + 3);
+    let origin_end = issuer[after_scheme..]
+        .find('/')
+        .map_or(issuer.len(), |i| after_scheme + i);
+    format!("{}{}", &issuer[..origin_end], path.trim_end_matches('/'))
+}
+
+/// The request's DPoP proof (RFC 9449 §4.3), verified against `expected` and spent: its `jti`
+/// is remembered per key by one conditional write, so a replay is refused. `None` without a
+/// `DPoP` header.
+pub(crate) async fn dpop_proof<S: AssertionReplays>(
+    store: &S,
+    request: &ApiRequest,
+    expected: &dpop::Expected<'_>,
+) -> Result<Option<dpop::Proof>, OAuthError> {
+    let mut headers = request.headers.get_all(dpop::HEADER).iter();
+    let Some(header) = headers.next() else {
+        return Ok(None);
+    };
+    // Rule 1: exactly one proof.
+    if headers.next().is_some() {
+        return Err(OAuthError::InvalidDpopProof("send one DPoP header"));
+    }
+    let text = header
+        .to_str()
+        .map_err(|_| OAuthError::InvalidDpopProof("the DPoP proof is not a valid JWT"))?;
+    let proof = dpop::verify(text, expected).map_err(OAuthError::InvalidDpopProof)?;
+    let key = crate::storage::keys::dpop_proof(&proof.jkt, &proof.jti);
+    if !store
+        .first_use(&key, proof.replayable_until(), expected.now)
+        .await?
+    {
+        return Err(OAuthError::InvalidDpopProof(
+            "the DPoP proof was used before: make a new one for each request",
+        ));
+    }
+    Ok(Some(proof))
 }
 
 /// The path of the token endpoint under the issuer.

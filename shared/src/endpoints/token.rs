@@ -1,7 +1,8 @@
 //! The token function: `POST /oauth/v2/token` (and its aliases) and RFC 7009 revocation.
 
 use super::{
-    TOKEN_ENDPOINT, assertion_audiences, authenticated_request, count_client_failure, issuer,
+    TOKEN_ENDPOINT, assertion_audiences, authenticated_request, count_client_failure, dpop_proof,
+    endpoint_url, issuer,
 };
 use crate::audit::{self, Event, Record};
 use crate::config::Config;
@@ -15,6 +16,7 @@ use crate::storage::{
     AssertionReplays, AuthorizationCodes, Client, ClientDirectory, FailureCounters, GrantType,
     LoginDirectory, RefreshFamilies, Revocations, TokenRecords, Wanted, client_key,
 };
+use crate::tokens::dpop;
 use crate::tokens::refresh::RefreshToken;
 use crate::tokens::verify::{verify_access_token, verify_with_cache};
 
@@ -137,6 +139,15 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
         // The id the caller claims (an unknown or wrong one is still worth seeing in the log).
         attempt.client_id = client_key(&credentials.client().client_id).map(str::to_owned);
         let issuer = issuer(&self.config, request)?;
+        let now = crate::now_epoch();
+        let url = endpoint_url(&issuer, &request.path);
+        let expected = dpop::Expected {
+            method: "POST",
+            url: &url,
+            access_token: None,
+            now,
+        };
+        let dpop = dpop_proof(&self.store, request, &expected).await?;
         let keys = self.keys.current().await?;
         let audiences = match credentials.client().assertion {
             Some(_) => assertion_audiences(&issuer, TOKEN_ENDPOINT),
@@ -148,11 +159,12 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
             keys: &keys,
             clients: &self.clients,
             issuer: &issuer,
-            now: crate::now_epoch(),
+            now,
             params: &params,
             credentials: &credentials,
             api_key: request.header(&self.config.api_key_header),
             assertion_audiences: &audiences,
+            dpop: dpop.as_ref(),
         };
         let result = match grant {
             GrantType::ClientCredentials => grants::client_credentials::grant(&ctx).await,

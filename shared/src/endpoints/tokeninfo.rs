@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{authenticated_request, issuer};
+use super::{authenticated_request, dpop_proof, endpoint_url, issuer};
 use crate::config::Config;
 use crate::error::OAuthError;
 use crate::grants::refresh::family_account;
@@ -15,6 +15,7 @@ use crate::storage::{
 };
 use crate::tokens::AccessTokenClaims;
 use crate::tokens::claims::standard_claims;
+use crate::tokens::dpop::{self, Confirmation};
 use crate::tokens::refresh::RefreshToken;
 use crate::tokens::verify::{verify_access_token, verify_with_cache};
 
@@ -47,6 +48,9 @@ pub struct Introspection {
     pub iss: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// The DPoP key a bound token is tied to (RFC 9449 §6.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
 }
 
 impl Introspection {
@@ -61,7 +65,11 @@ impl Introspection {
             scope: Some(claims.scope),
             client_id: Some(claims.client_id),
             username: account.map(|a| a.username),
-            token_type: Some("Bearer"),
+            token_type: Some(if claims.cnf.is_some() {
+                dpop::TOKEN_TYPE
+            } else {
+                "Bearer"
+            }),
             exp: Some(claims.exp),
             iat: Some(claims.iat),
             nbf: Some(claims.nbf),
@@ -69,6 +77,7 @@ impl Introspection {
             aud: Some(claims.aud),
             iss: Some(claims.iss),
             jti: Some(claims.jti),
+            cnf: claims.cnf,
         }
     }
 }
@@ -93,27 +102,70 @@ pub struct TokenInfoService<S, K> {
     pub keys: KeyCache<K>,
 }
 
-/// The bearer token of `Authorization: Bearer …` (RFC 6750 §2.1).
-pub fn bearer_token(request: &ApiRequest) -> Option<&str> {
-    let value = request.header("authorization")?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+/// How an access token was presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented<'a> {
+    /// `Authorization: Bearer …` (RFC 6750 §2.1).
+    Bearer(&'a str),
+    /// `Authorization: DPoP …`, with a proof in the `DPoP` header (RFC 9449 §7.1).
+    Dpop(&'a str),
 }
 
-/// A resource-server error with its RFC 6750 §3 challenge.
-fn bearer_error(status: u16, code: &'static str, description: &'static str) -> ApiResponse {
+/// The access token of the `Authorization` header, with its scheme.
+pub fn presented_token(request: &ApiRequest) -> Option<Presented<'_>> {
+    let value = request.header("authorization")?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    if token.is_empty() {
+        return None;
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Some(Presented::Bearer(token))
+    } else if scheme.eq_ignore_ascii_case(dpop::SCHEME) {
+        Some(Presented::Dpop(token))
+    } else {
+        None
+    }
+}
+
+/// The bearer token of `Authorization: Bearer …` (RFC 6750 §2.1).
+pub fn bearer_token(request: &ApiRequest) -> Option<&str> {
+    match presented_token(request)? {
+        Presented::Bearer(token) => Some(token),
+        Presented::Dpop(_) => None,
+    }
+}
+
+/// The challenges of a resource that takes both schemes (RFC 6750 §3, RFC 9449 §7.1).
+fn challenges() -> String {
+    format!(
+        r#"Bearer realm="oauth", {} algs="{}""#,
+        dpop::SCHEME,
+        crate::tokens::jws::SIGNING_ALGS.join(" ")
+    )
+}
+
+/// A resource-server error with its challenge in the scheme the token came in.
+fn resource_error(
+    scheme: &str,
+    status: u16,
+    code: &'static str,
+    description: &'static str,
+) -> ApiResponse {
+    let challenge = if scheme == dpop::SCHEME {
+        format!(
+            r#"DPoP algs="{}", error="{code}", error_description="{description}""#,
+            crate::tokens::jws::SIGNING_ALGS.join(" ")
+        )
+    } else {
+        format!(r#"Bearer realm="oauth", error="{code}", error_description="{description}""#)
+    };
     ApiResponse::json(
         status,
         &serde_json::json!({"error": code, "error_description": description}),
     )
     .no_store()
-    .header(
-        "www-authenticate",
-        format!(r#"Bearer realm="oauth", error="{code}", error_description="{description}""#),
-    )
+    .header("www-authenticate", challenge)
 }
 
 impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
@@ -272,21 +324,79 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
     /// OIDC Core §5.3: the claims the access token's scopes release, for user tokens with
     /// `openid`, from the user's current account (read with the token's state).
     async fn userinfo(&self, request: &ApiRequest) -> ApiResponse {
-        let Some(token) = bearer_token(request) else {
-            // RFC 6750 §3.1: no credentials at all, so no error code, only the challenge.
+        let Some(presented) = presented_token(request) else {
+            // RFC 6750 §3.1: no credentials at all, so no error code, only the challenges.
             return ApiResponse::empty(401)
                 .no_store()
-                .header("www-authenticate", r#"Bearer realm="oauth""#);
+                .header("www-authenticate", challenges());
         };
         let issuer = match issuer(&self.config, request) {
             Ok(issuer) => issuer,
             Err(error) => return error.into_response(),
+        };
+        let (token, scheme) = match presented {
+            Presented::Bearer(token) => (token, "Bearer"),
+            Presented::Dpop(token) => (token, dpop::SCHEME),
+        };
+        let bearer_error =
+            |status, code, description| resource_error(scheme, status, code, description);
+        // RFC 9449 §7.1: a DPoP-scheme token comes with a proof for this request and token.
+        let proof = match presented {
+            Presented::Bearer(_) => None,
+            Presented::Dpop(token) => {
+                let url = endpoint_url(&issuer, &request.path);
+                let expected = dpop::Expected {
+                    method: request.method.as_str(),
+                    url: &url,
+                    access_token: Some(token),
+                    now: crate::now_epoch(),
+                };
+                match dpop_proof(&self.store, request, &expected).await {
+                    Ok(Some(proof)) => Some(proof),
+                    Ok(None) => {
+                        return bearer_error(
+                            401,
+                            "invalid_dpop_proof",
+                            "a DPoP-scheme token needs a DPoP proof",
+                        );
+                    }
+                    Err(OAuthError::InvalidDpopProof(description)) => {
+                        return bearer_error(401, "invalid_dpop_proof", description);
+                    }
+                    Err(error) => return error.into_response(),
+                }
+            }
         };
         let active = match self.active_access_token(token, &issuer).await {
             Ok(Some(active)) => active,
             Ok(None) => return bearer_error(401, "invalid_token", "the access token is invalid"),
             Err(error) => return error.into_response(),
         };
+        // RFC 9449 §7.1-7.2: a bound token is useless as a bearer token, and a proof must be
+        // by the key it is bound to.
+        let bound_to = active.claims.cnf.as_ref().map(|cnf| cnf.jkt.as_str());
+        match (bound_to, &proof) {
+            (None, None) => {}
+            (Some(_), None) => {
+                return resource_error(
+                    dpop::SCHEME,
+                    401,
+                    "invalid_token",
+                    "the access token is DPoP-bound: present it with the DPoP scheme and a proof",
+                );
+            }
+            (None, Some(_)) => {
+                return bearer_error(401, "invalid_token", "the access token is not DPoP-bound");
+            }
+            (Some(jkt), Some(proof)) if jkt != proof.jkt => {
+                return bearer_error(
+                    401,
+                    "invalid_dpop_proof",
+                    "the DPoP proof is not by the key the access token is bound to",
+                );
+            }
+            (Some(_), Some(_)) => {}
+        }
         let scopes: Vec<String> = active.claims.scope.split(' ').map(str::to_owned).collect();
         let (Some(account), true) = (&active.account, scopes.iter().any(|s| s == "openid")) else {
             return bearer_error(

@@ -38,6 +38,12 @@ fn family_of<S>(
         current_hash,
         revoked: false,
         exp: ctx.now + refresh_ttl(ctx, client),
+        // RFC 9449 §5: a public client's refresh token is bound to its DPoP key; a
+        // confidential client's is bound by its authentication already.
+        jkt: ctx
+            .dpop
+            .filter(|_| client.public)
+            .map(|proof| proof.jkt.clone()),
     }
 }
 

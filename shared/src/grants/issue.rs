@@ -95,6 +95,8 @@ pub(crate) fn issue<S>(
         scope: scope.clone(),
         sid,
         preferred_username,
+        // RFC 9449 §6.1: bound to the key that signed the request's proof.
+        cnf: ctx.dpop.map(crate::tokens::dpop::Proof::confirmation),
         custom,
     };
     let access_token = sign(
@@ -131,7 +133,12 @@ pub(crate) fn issue<S>(
             family: claims.sid,
         },
         access_token,
-        token_type: "Bearer",
+        // RFC 9449 §5: a bound token is not a bearer token.
+        token_type: if ctx.dpop.is_some() {
+            crate::tokens::dpop::TOKEN_TYPE
+        } else {
+            "Bearer"
+        },
         expires_in: ttl,
         scope,
         refresh_token,

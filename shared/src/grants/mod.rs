@@ -32,6 +32,8 @@ pub struct GrantContext<'a, S> {
     pub api_key: Option<&'a str>,
     /// What a client assertion's `aud` may be (`client_auth::Presentation`).
     pub assertion_audiences: &'a [String],
+    /// The request's DPoP proof, verified and spent: the tokens are bound to its key.
+    pub dpop: Option<&'a crate::tokens::dpop::Proof>,
 }
 
 impl<S> GrantContext<'_, S> {
@@ -45,13 +47,23 @@ impl<S> GrantContext<'_, S> {
 }
 
 impl<S: crate::storage::AssertionReplays> GrantContext<'_, S> {
-    /// The presented client, authenticated against `record` (assertions spent).
+    /// The presented client, authenticated against `record` (assertions spent), with the
+    /// DPoP proof it requires: checked before a grant spends a code or rotates a family.
     pub(crate) async fn authenticate<'c>(
         &self,
         record: Option<&'c crate::storage::Client>,
     ) -> Result<&'c crate::storage::Client, crate::error::OAuthError> {
         let credentials = self.credentials.client();
-        client_auth::authenticate(self.store, record, credentials, self.presentation()).await
+        let client =
+            client_auth::authenticate(self.store, record, credentials, self.presentation()).await?;
+        // RFC 9449 §5.2: a client registered with `dpop_bound_access_tokens` gets no bearer
+        // token.
+        if client.dpop_bound_access_tokens && self.dpop.is_none() {
+            return Err(crate::error::OAuthError::InvalidDpopProof(
+                "this client must send a DPoP proof with every token request",
+            ));
+        }
+        Ok(client)
     }
 }
 

@@ -122,6 +122,9 @@ pub async fn grant<S: LoginDirectory + FailureCounters + RefreshFamilies + Asser
             current_hash: token.hash(),
             revoked: false,
             exp: ctx.now + refresh_ttl(ctx, client),
+            // A password client is confidential: its refresh tokens are bound by its
+            // authentication, not by a key (RFC 9449 §5).
+            jkt: None,
         };
         // Access tokens minted from the family live at most MAX_TOKEN_TTL past its end.
         let retain_until = family.exp + ctx.config.max_token_ttl;

@@ -74,6 +74,23 @@ pub async fn grant<S: TokenRecords + RefreshFamilies + AssertionReplays>(
         ctx.store.revoke_family(&family.family_id).await?;
         return Err(INVALID);
     }
+    // RFC 9449 §5: a family bound to a DPoP key is refreshed only with a proof by that key.
+    // Not a reuse signal: the token is current, whoever holds it lacks the key (or forgot it).
+    match (&family.jkt, ctx.dpop) {
+        (None, _) => {}
+        (Some(_), None) => {
+            return Err(OAuthError::InvalidDpopProof(
+                "the refresh token is bound to a DPoP key: send a proof signed with it",
+            ));
+        }
+        (Some(bound), Some(proof)) if *bound != proof.jkt => {
+            tracing::warn!(family = %family.family_id, "refresh with another DPoP key refused");
+            return Err(OAuthError::InvalidGrant(
+                "the refresh token is bound to another DPoP key",
+            ));
+        }
+        (Some(_), Some(_)) => {}
+    }
     let account = family_account(ctx.store, found.account, &token, &family).await?;
     let Some(account) = account.filter(|a| a.honours(&family.user_id, family.auth_time)) else {
         // Deleted, disabled, another user under the name, or a new password since the login.

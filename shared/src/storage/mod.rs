@@ -99,6 +99,10 @@ pub struct Client {
     /// authenticates with assertions signed by them and has no secret to fall back on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks: Option<String>,
+    /// Every token request must carry a DPoP proof (`--require-dpop`; RFC 9449 §5.2's
+    /// `dpop_bound_access_tokens`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dpop_bound_access_tokens: bool,
 }
 
 impl Client {
@@ -199,6 +203,10 @@ pub struct RefreshFamily {
     pub current_hash: String,
     pub revoked: bool,
     pub exp: i64,
+    /// The DPoP key a public client's family is bound to (RFC 9449 §5): every refresh must
+    /// prove it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
 }
 
 impl RefreshFamily {
@@ -643,6 +651,10 @@ pub mod keys {
     }
     pub fn consent(user_id: &str, client_id: &str) -> String {
         format!("consent#{user_id}#{client_id}")
+    }
+    /// A used DPoP proof, per key (RFC 9449 §11.1): the `jti` hashed, as the client chose it.
+    pub fn dpop_proof(jkt: &str, jti: &str) -> String {
+        format!("dpop#{jkt}#{}", crate::crypto::sha256_b64(jti.as_bytes()))
     }
     /// A used client assertion: the `jti` hashed, since it is the client's free text.
     pub fn assertion(client_id: &str, jti: &str) -> String {

@@ -34,6 +34,9 @@ pub struct AccessTokenClaims {
     /// The user's login name, only with the `profile` scope (OIDC Core §5.4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preferred_username: Option<String>,
+    /// The DPoP key the token is bound to (RFC 9449 §6.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<dpop::Confirmation>,
     #[serde(flatten)]
     pub custom: BTreeMap<String, serde_json::Value>,
 }

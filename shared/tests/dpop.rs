@@ -1,0 +1,413 @@
+//! DPoP end to end in-process (RFC 9449): proofs at the token endpoint bind access tokens
+//! (`cnf.jkt`) and a public client's refresh family; introspection shows the binding; userinfo
+//! takes a bound token only with the DPoP scheme and a proof by its key.
+
+mod support;
+
+use serde_json::json;
+use shared::authorize::code::issue_code;
+use shared::authorize::pkce::challenge_of;
+use shared::endpoints::token::TokenService;
+use shared::endpoints::tokeninfo::TokenInfoService;
+use shared::http::{ApiRequest, ApiResponse};
+use shared::keys::Alg;
+use shared::storage::memory::MemoryStore;
+use shared::storage::{AuthorizationCode, AuthorizationCodes, GrantType};
+use shared::tokens::dpop::{access_token_hash, thumbprint};
+use shared::tokens::refresh::RefreshToken;
+use support::*;
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+struct World {
+    token: TokenService<MemoryStore, StaticKeys>,
+    tokeninfo: TokenInfoService<MemoryStore, StaticKeys>,
+    store: MemoryStore,
+}
+
+fn world() -> World {
+    let store = shared::testing::store(password_hash());
+    let mut spa = client(
+        "spa",
+        &[GrantType::AuthorizationCode, GrantType::RefreshToken],
+    );
+    spa.public = true;
+    spa.secrets.clear();
+    store.put_client(spa);
+    store.put_client(client(
+        "web",
+        &[GrantType::AuthorizationCode, GrantType::RefreshToken],
+    ));
+    let mut strict = client("strict", &[GrantType::ClientCredentials]);
+    strict.dpop_bound_access_tokens = true;
+    store.put_client(strict);
+    World {
+        token: TokenService::new(config(Alg::Es256, &[]), store.clone(), all_keys()),
+        tokeninfo: TokenInfoService::new(config(Alg::Es256, &[]), store.clone(), all_keys()),
+        store,
+    }
+}
+
+fn token_url() -> String {
+    format!("{ISSUER}/v2/token")
+}
+
+fn userinfo_url() -> String {
+    format!("{ISSUER}/v2/userinfo")
+}
+
+fn jkt(alg: Alg) -> String {
+    thumbprint(&dpop_public_jwk(alg)).unwrap()
+}
+
+fn with_proof(mut request: ApiRequest, proof: &str) -> ApiRequest {
+    request.headers.append("dpop", proof.parse().unwrap());
+    request
+}
+
+fn cc(client_id: &str) -> ApiRequest {
+    form(
+        "grant_type=client_credentials&scope=read",
+        &[("authorization", &basic(client_id, CLIENT_SECRET))],
+    )
+}
+
+fn error_of(response: &ApiResponse) -> (u16, String) {
+    let body = json_of(response);
+    let error = body["error"].as_str().unwrap_or_default().to_owned();
+    (response.status, error)
+}
+
+impl World {
+    async fn introspect(&self, token: &str) -> serde_json::Value {
+        let request = post(
+            "/oauth/v2/tokeninfo",
+            "application/x-www-form-urlencoded",
+            &format!("token={token}"),
+            &[("authorization", &basic("app", CLIENT_SECRET))],
+        );
+        json_of(&self.tokeninfo.handle(&request).await)
+    }
+
+    /// A code for alice and `client_id`, exchanged with `proof` (a public client sends PKCE).
+    async fn code_exchange(&self, client_id: &str, proof: Option<&str>) -> ApiResponse {
+        let grant = AuthorizationCode {
+            code_hash: String::new(),
+            client_id: client_id.to_owned(),
+            redirect_uri: REDIRECT_URI.to_owned(),
+            scope: "openid email".to_owned(),
+            nonce: None,
+            code_challenge: Some(challenge_of(VERIFIER)),
+            user_id: USER_ID.to_owned(),
+            username: USERNAME.to_owned(),
+            claims: user("").claims,
+            auth_time: shared::now_epoch() - 3,
+            family_id: RefreshToken::new_family(USER_ID).family_id,
+            exp: 0,
+            consumed_at: None,
+        };
+        let issued = issue_code(grant, shared::now_epoch());
+        self.store.store_code(&issued.record).await.unwrap();
+        let redirect: String = form_urlencoded::byte_serialize(REDIRECT_URI.as_bytes()).collect();
+        let body = format!(
+            "grant_type=authorization_code&code={}&redirect_uri={redirect}&code_verifier={VERIFIER}&client_id={client_id}",
+            issued.code
+        );
+        let auth = basic(client_id, CLIENT_SECRET);
+        let headers: Vec<(&str, &str)> = match client_id {
+            "spa" => vec![],
+            _ => vec![("authorization", &auth)],
+        };
+        let request = form(&body, &headers);
+        let request = match proof {
+            Some(proof) => with_proof(request, proof),
+            None => request,
+        };
+        self.token.handle(&request).await
+    }
+
+    async fn refresh(&self, client_id: &str, token: &str, proof: Option<&str>) -> ApiResponse {
+        let body = format!("grant_type=refresh_token&refresh_token={token}&client_id={client_id}");
+        let auth = basic(client_id, CLIENT_SECRET);
+        let headers: Vec<(&str, &str)> = match client_id {
+            "spa" => vec![],
+            _ => vec![("authorization", &auth)],
+        };
+        let request = form(&body, &headers);
+        let request = match proof {
+            Some(proof) => with_proof(request, proof),
+            None => request,
+        };
+        self.token.handle(&request).await
+    }
+
+    async fn userinfo(&self, authorization: &str, proof: Option<&str>) -> ApiResponse {
+        let mut request = ApiRequest {
+            method: http::Method::GET,
+            path: "/oauth/v2/userinfo".to_owned(),
+            domain_name: Some("id.example.com".to_owned()),
+            ..ApiRequest::default()
+        };
+        request
+            .headers
+            .insert("authorization", authorization.parse().unwrap());
+        if let Some(proof) = proof {
+            request.headers.insert("dpop", proof.parse().unwrap());
+        }
+        self.tokeninfo.handle(&request).await
+    }
+}
+
+/// A userinfo proof for `token` by the fixture key for `alg`.
+fn userinfo_proof(alg: Alg, token: &str) -> String {
+    let mut claims = dpop_claims("GET", &userinfo_url(), shared::now_epoch());
+    claims["ath"] = access_token_hash(token).into();
+    dpop_proof_with(alg, &json!({}), &claims)
+}
+
+#[tokio::test]
+async fn a_proof_binds_the_access_token_to_its_key_and_introspection_shows_it() {
+    let world = world();
+    let proof = dpop_proof(Alg::Es256, "POST", &token_url());
+    let response = world.token.handle(&with_proof(cc("svc"), &proof)).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let body = json_of(&response);
+    assert_eq!(body["token_type"], "DPoP");
+    let token = body["access_token"].as_str().unwrap();
+    assert_eq!(claims_of(token)["cnf"], json!({ "jkt": jkt(Alg::Es256) }));
+    let introspection = world.introspect(token).await;
+    assert_eq!(introspection["active"], true);
+    assert_eq!(introspection["token_type"], "DPoP");
+    assert_eq!(introspection["cnf"], json!({ "jkt": jkt(Alg::Es256) }));
+
+    // Without a proof the same client gets a bearer token, as before.
+    let body = json_of(&world.token.handle(&cc("svc")).await);
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(claims_of(body["access_token"].as_str().unwrap())["cnf"].is_null());
+}
+
+#[tokio::test]
+async fn a_proof_is_good_for_one_request_only() {
+    let world = world();
+    let proof = dpop_proof(Alg::EdDsa, "POST", &token_url());
+    let first = world.token.handle(&with_proof(cc("svc"), &proof)).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let again = world.token.handle(&with_proof(cc("svc"), &proof)).await;
+    assert_eq!(error_of(&again), (400, "invalid_dpop_proof".into()));
+    assert!(!again.body.contains("access_token"));
+}
+
+#[tokio::test]
+async fn of_twenty_concurrent_uses_of_one_proof_exactly_one_gets_a_token() {
+    let world = std::sync::Arc::new(world());
+    let proof = dpop_proof(Alg::Es256, "POST", &token_url());
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (world, proof) = (world.clone(), proof.clone());
+            tokio::spawn(async move { world.token.handle(&with_proof(cc("svc"), &proof)).await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap().status);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1);
+    assert_eq!(statuses.iter().filter(|s| **s == 400).count(), 19);
+}
+
+#[tokio::test]
+async fn a_proof_for_another_request_is_refused() {
+    let world = world();
+    let now = shared::now_epoch();
+    let revoke_url = format!("{ISSUER}/v2/revoke");
+    let proofs = [
+        dpop_proof(Alg::Es256, "GET", &token_url()),
+        dpop_proof(Alg::Es256, "POST", &revoke_url),
+        dpop_proof_with(
+            Alg::Es256,
+            &json!({}),
+            &dpop_claims("POST", &token_url(), now - 120),
+        ),
+        dpop_proof_with(
+            Alg::Es256,
+            &json!({"typ": "JWT"}),
+            &dpop_claims("POST", &token_url(), now),
+        ),
+    ];
+    for proof in proofs {
+        let response = world.token.handle(&with_proof(cc("svc"), &proof)).await;
+        assert_eq!(
+            error_of(&response),
+            (400, "invalid_dpop_proof".into()),
+            "{}",
+            response.body
+        );
+    }
+    // Two proofs in one request (RFC 9449 §4.3 rule 1).
+    let one = dpop_proof(Alg::Es256, "POST", &token_url());
+    let two = dpop_proof(Alg::Es256, "POST", &token_url());
+    let request = with_proof(with_proof(cc("svc"), &one), &two);
+    let response = world.token.handle(&request).await;
+    assert_eq!(error_of(&response), (400, "invalid_dpop_proof".into()));
+}
+
+#[tokio::test]
+async fn an_alias_route_takes_a_proof_for_its_own_url() {
+    let world = world();
+    let url = "https://id.example.com/oauth2/token";
+    let mut request = cc("svc");
+    request.path = "/oauth2/token".to_owned();
+    let response = world
+        .token
+        .handle(&with_proof(request, &dpop_proof(Alg::Es256, "POST", url)))
+        .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(json_of(&response)["token_type"], "DPoP");
+}
+
+#[tokio::test]
+async fn a_client_that_requires_dpop_gets_no_bearer_token() {
+    let world = world();
+    let response = world.token.handle(&cc("strict")).await;
+    assert_eq!(error_of(&response), (400, "invalid_dpop_proof".into()));
+    let proof = dpop_proof(Alg::Es256, "POST", &token_url());
+    let response = world.token.handle(&with_proof(cc("strict"), &proof)).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(json_of(&response)["token_type"], "DPoP");
+}
+
+#[tokio::test]
+async fn a_public_clients_refresh_token_is_bound_to_its_key() {
+    let world = world();
+    let proof = dpop_proof(Alg::Es256, "POST", &token_url());
+    let response = world.code_exchange("spa", Some(&proof)).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let refresh = json_of(&response)["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // No proof, or a proof by another key: refused, and the family is left as it was.
+    let response = world.refresh("spa", &refresh, None).await;
+    assert_eq!(error_of(&response), (400, "invalid_dpop_proof".into()));
+    let other = dpop_proof(Alg::EdDsa, "POST", &token_url());
+    let response = world.refresh("spa", &refresh, Some(&other)).await;
+    assert_eq!(error_of(&response), (400, "invalid_grant".into()));
+
+    // The key it is bound to refreshes it, and the new access token is bound too.
+    let proof = dpop_proof(Alg::Es256, "POST", &token_url());
+    let response = world.refresh("spa", &refresh, Some(&proof)).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let body = json_of(&response);
+    assert_eq!(body["token_type"], "DPoP");
+    let access = claims_of(body["access_token"].as_str().unwrap());
+    assert_eq!(access["cnf"]["jkt"], jkt(Alg::Es256));
+}
+
+#[tokio::test]
+async fn a_confidential_clients_refresh_token_is_bound_by_its_authentication_only() {
+    let world = world();
+    let proof = dpop_proof(Alg::Es256, "POST", &token_url());
+    let response = world.code_exchange("web", Some(&proof)).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(json_of(&response)["token_type"], "DPoP");
+    let refresh = json_of(&response)["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = world.refresh("web", &refresh, None).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(json_of(&response)["token_type"], "Bearer");
+}
+
+#[tokio::test]
+async fn userinfo_takes_a_bound_token_only_with_a_proof_by_its_key() {
+    let world = world();
+    let proof = dpop_proof(Alg::Es256, "POST", &token_url());
+    let response = world.code_exchange("spa", Some(&proof)).await;
+    let token = json_of(&response)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let response = world
+        .userinfo(
+            &format!("DPoP {token}"),
+            Some(&userinfo_proof(Alg::Es256, &token)),
+        )
+        .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(json_of(&response)["sub"], USER_ID);
+
+    // As a bearer token: refused, with a DPoP challenge.
+    let response = world.userinfo(&format!("Bearer {token}"), None).await;
+    assert_eq!(error_of(&response), (401, "invalid_token".into()));
+    let challenge = response.header_value("www-authenticate").unwrap();
+    assert!(challenge.starts_with("DPoP "), "{challenge}");
+
+    let refused = [
+        // No proof.
+        None,
+        // Another key's proof.
+        Some(userinfo_proof(Alg::EdDsa, &token)),
+        // A proof for another token (ath).
+        Some(userinfo_proof(Alg::Es256, "another.access.token")),
+        // A proof for the token endpoint.
+        Some(dpop_proof(Alg::Es256, "GET", &token_url())),
+    ];
+    for proof in refused {
+        let response = world
+            .userinfo(&format!("DPoP {token}"), proof.as_deref())
+            .await;
+        assert_eq!(error_of(&response), (401, "invalid_dpop_proof".into()));
+        assert!(
+            response
+                .header_value("www-authenticate")
+                .unwrap()
+                .contains(r#"error="invalid_dpop_proof""#)
+        );
+    }
+    // A used proof is not good twice.
+    let proof = userinfo_proof(Alg::Es256, &token);
+    let scheme = format!("DPoP {token}");
+    assert_eq!(world.userinfo(&scheme, Some(&proof)).await.status, 200);
+    let again = world.userinfo(&scheme, Some(&proof)).await;
+    assert_eq!(error_of(&again), (401, "invalid_dpop_proof".into()));
+}
+
+#[tokio::test]
+async fn userinfo_refuses_an_unbound_token_under_the_dpop_scheme_and_names_both_schemes() {
+    let world = world();
+    let response = world.code_exchange("spa", None).await;
+    let token = json_of(&response)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        world
+            .userinfo(&format!("Bearer {token}"), None)
+            .await
+            .status,
+        200
+    );
+    let response = world
+        .userinfo(
+            &format!("DPoP {token}"),
+            Some(&userinfo_proof(Alg::Es256, &token)),
+        )
+        .await;
+    assert_eq!(error_of(&response), (401, "invalid_token".into()));
+
+    // No credentials: both challenges, so a client knows DPoP is accepted.
+    let mut request = ApiRequest {
+        method: http::Method::GET,
+        path: "/oauth/v2/userinfo".to_owned(),
+        domain_name: Some("id.example.com".to_owned()),
+        ..ApiRequest::default()
+    };
+    request.headers.clear();
+    let response = world.tokeninfo.handle(&request).await;
+    assert_eq!(response.status, 401);
+    let challenge = response.header_value("www-authenticate").unwrap();
+    assert!(challenge.contains("Bearer") && challenge.contains("DPoP algs="));
+}
