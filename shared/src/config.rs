@@ -34,6 +34,9 @@ pub struct Config {
     pub session_max: i64,
     /// The hosted login page's look: `LOGIN_TITLE`, `LOGIN_LOGO_URL`, `LOGIN_EXTRA_CSS`.
     pub branding: crate::authorize::page::Branding,
+    /// DPoP proofs must carry a server-provided nonce (`DPOP_NONCE_REQUIRED`, RFC 9449 §8-9):
+    /// a proof made in advance, before the nonce existed, is refused.
+    pub dpop_nonce_required: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -106,7 +109,18 @@ impl Config {
             logo_url: get("LOGIN_LOGO_URL"),
             extra_css: get("LOGIN_EXTRA_CSS"),
         };
+        let dpop_nonce_required = match get("DPOP_NONCE_REQUIRED").as_deref().map(str::trim) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(ConfigError::Invalid(
+                    "DPOP_NONCE_REQUIRED",
+                    "expected true or false",
+                ));
+            }
+        };
         Ok(Self {
+            dpop_nonce_required,
             session_idle,
             session_max,
             branding,
@@ -187,6 +201,22 @@ mod tests {
         assert_eq!(c.key_cache, Duration::from_secs(300));
         assert_eq!(c.api_key_header, "x-api-key");
         assert_eq!(c.issuer, None);
+    }
+
+    #[test]
+    fn dpop_nonces_are_off_unless_set_to_true() {
+        assert!(!config(&BASE).unwrap().dpop_nonce_required);
+        let with = |value| {
+            let mut vars = BASE.to_vec();
+            vars.push(("DPOP_NONCE_REQUIRED", value));
+            config(&vars)
+        };
+        assert!(with("true").unwrap().dpop_nonce_required);
+        assert!(!with("false").unwrap().dpop_nonce_required);
+        assert!(matches!(
+            with("yes"),
+            Err(ConfigError::Invalid("DPOP_NONCE_REQUIRED", _))
+        ));
     }
 
     #[test]

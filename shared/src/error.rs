@@ -23,6 +23,9 @@ pub enum OAuthError {
     /// RFC 9449 §5: the DPoP proof is missing where required, or invalid.
     #[error("invalid_dpop_proof: {0}")]
     InvalidDpopProof(&'static str),
+    /// RFC 9449 §8: the proof lacks the current server nonce (sent in `DPoP-Nonce`).
+    #[error("use_dpop_nonce")]
+    UseDpopNonce,
     /// A dependency (DynamoDB, Secrets Manager) failed or timed out.
     #[error("temporarily_unavailable")]
     TemporarilyUnavailable,
@@ -44,6 +47,7 @@ impl OAuthError {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidDpopProof(_) => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::ServerError => "server_error",
         }
@@ -58,6 +62,7 @@ impl OAuthError {
             Self::InvalidClient { .. } => "client authentication failed",
             Self::UnauthorizedClient => "the client is not allowed to use this grant type",
             Self::UnsupportedGrantType => "the grant type is not supported",
+            Self::UseDpopNonce => "the DPoP proof must carry the nonce of the DPoP-Nonce header",
             Self::TemporarilyUnavailable => "the service is temporarily unavailable, retry later",
             Self::ServerError => "the server could not handle the request",
         }

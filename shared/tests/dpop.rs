@@ -26,6 +26,10 @@ struct World {
 }
 
 fn world() -> World {
+    world_with(&[])
+}
+
+fn world_with(extra: &[(&str, &str)]) -> World {
     let store = shared::testing::store(password_hash());
     let mut spa = client(
         "spa",
@@ -42,8 +46,8 @@ fn world() -> World {
     strict.dpop_bound_access_tokens = true;
     store.put_client(strict);
     World {
-        token: TokenService::new(config(Alg::Es256, &[]), store.clone(), all_keys()),
-        tokeninfo: TokenInfoService::new(config(Alg::Es256, &[]), store.clone(), all_keys()),
+        token: TokenService::new(config(Alg::Es256, extra), store.clone(), all_keys()),
+        tokeninfo: TokenInfoService::new(config(Alg::Es256, extra), store.clone(), all_keys()),
         store,
     }
 }
@@ -410,4 +414,81 @@ async fn userinfo_refuses_an_unbound_token_under_the_dpop_scheme_and_names_both_
     assert_eq!(response.status, 401);
     let challenge = response.header_value("www-authenticate").unwrap();
     assert!(challenge.contains("Bearer") && challenge.contains("DPoP algs="));
+}
+
+/// A proof for `method` `url` now carrying `nonce` (and `ath` of `token`).
+fn proof_with_nonce(method: &str, url: &str, nonce: &str, token: Option<&str>) -> String {
+    let mut claims = dpop_claims(method, url, shared::now_epoch());
+    claims["nonce"] = nonce.into();
+    if let Some(token) = token {
+        claims["ath"] = access_token_hash(token).into();
+    }
+    dpop_proof_with(Alg::Es256, &json!({}), &claims)
+}
+
+#[tokio::test]
+async fn with_nonces_required_a_proof_must_carry_the_servers_nonce() {
+    let world = world_with(&[("DPOP_NONCE_REQUIRED", "true")]);
+    // A proof made without a nonce: use_dpop_nonce, and the nonce to use.
+    let proof = dpop_proof(Alg::Es256, "POST", &token_url());
+    let response = world.token.handle(&with_proof(cc("svc"), &proof)).await;
+    assert_eq!(error_of(&response), (400, "use_dpop_nonce".into()));
+    let nonce = response.header_value("dpop-nonce").unwrap().to_owned();
+    // A forged or made-up nonce is no better.
+    let (window, _) = nonce.split_once('.').unwrap();
+    for forged in [format!("{window}.AAAAAAAAAAAAAAAAAAAAAA"), "n-1".to_owned()] {
+        let proof = proof_with_nonce("POST", &token_url(), &forged, None);
+        let response = world.token.handle(&with_proof(cc("svc"), &proof)).await;
+        assert_eq!(error_of(&response), (400, "use_dpop_nonce".into()));
+    }
+    // With it: a bound token, and the nonce again for the next proof.
+    let proof = proof_with_nonce("POST", &token_url(), &nonce, None);
+    let response = world.token.handle(&with_proof(cc("svc"), &proof)).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(json_of(&response)["token_type"], "DPoP");
+    assert_eq!(response.header_value("dpop-nonce"), Some(nonce.as_str()));
+
+    // A request without a proof is unaffected (a bearer token).
+    let response = world.token.handle(&cc("svc")).await;
+    assert_eq!(json_of(&response)["token_type"], "Bearer");
+
+    // Userinfo answers a proof without the nonce with a DPoP challenge naming use_dpop_nonce.
+    let exchanged = world
+        .code_exchange(
+            "spa",
+            Some(&proof_with_nonce("POST", &token_url(), &nonce, None)),
+        )
+        .await;
+    assert_eq!(exchanged.status, 200, "{}", exchanged.body);
+    let user_token = json_of(&exchanged)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = world
+        .userinfo(
+            &format!("DPoP {user_token}"),
+            Some(&userinfo_proof(Alg::Es256, &user_token)),
+        )
+        .await;
+    assert_eq!(error_of(&response), (401, "use_dpop_nonce".into()));
+    let challenge = response.header_value("www-authenticate").unwrap();
+    assert!(
+        challenge.contains(r#"error="use_dpop_nonce""#),
+        "{challenge}"
+    );
+    assert_eq!(response.header_value("dpop-nonce"), Some(nonce.as_str()));
+    let proof = proof_with_nonce("GET", &userinfo_url(), &nonce, Some(&user_token));
+    let response = world
+        .userinfo(&format!("DPoP {user_token}"), Some(&proof))
+        .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+}
+
+#[tokio::test]
+async fn without_the_setting_no_nonce_is_issued_or_needed() {
+    let world = world();
+    let proof = dpop_proof(Alg::Es256, "POST", &token_url());
+    let response = world.token.handle(&with_proof(cc("svc"), &proof)).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header_value("dpop-nonce"), None);
 }

@@ -18,7 +18,7 @@ import urllib.parse
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
@@ -246,14 +246,18 @@ class OpenIdClientRP:
     authorizationCodeGrant (state, iss, id_token, nonce checked by the library),
     refreshTokenGrant and fetchUserInfo."""
 
-    def __init__(self, stack, client: dict[str, Any], *, scope: str = SCOPE):
+    def __init__(self, stack, client: dict[str, Any], *, scope: str = SCOPE,
+                 dpop_jwk: Optional[dict[str, Any]] = None):
         self.stack = stack
         self.client = client
         self.scope = scope
+        # A private JWK: token requests, refreshes and userinfo prove it (RFC 9449).
+        self.dpop_jwk = dpop_jwk
 
     def _run(self, op: str, **fields: Any) -> dict[str, Any]:
+        dpop = {"dpop_jwk": self.dpop_jwk} if self.dpop_jwk else {}
         return run_rp({"op": op, "server": self.stack.issuer, "client_id": self.client["client_id"],
-                       "client_secret": self.client.get("client_secret"), **fields})
+                       "client_secret": self.client.get("client_secret"), **dpop, **fields})
 
     def authorize(self, **params: str) -> Pending:
         out = self._run("authorize", redirect_uri=self.client["redirect_uri"], scope=self.scope,

@@ -41,9 +41,10 @@ def make_client(
     audience: Optional[str] = None,
     claims: Optional[dict[str, str]] = None,
     client_id: Optional[str] = None,
+    extra_args: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """`oauthctl client create` with a unique name; returns its JSON (client_id, client_secret,
-    api_key when asked for)."""
+    """`oauthctl client create` with a unique name (and `extra_args`); returns its JSON
+    (client_id, client_secret, api_key when asked for)."""
     args = ["client", "create", "--name", unique("e2e-client")]
     if client_id:
         args += ["--id", client_id]
@@ -69,6 +70,7 @@ def make_client(
         args += ["--audience", audience]
     for k, v in (claims or {}).items():
         args += ["--claim", f"{k}={v}"]
+    args += list(extra_args)
     out = stack.oauthctl(*args)
     assert isinstance(out, dict), out
     assert out.get("client_id") and out.get("client_secret"), out
@@ -164,7 +166,8 @@ def describe(resp: requests.Response) -> str:
     return f"{resp.request.method} {resp.request.url} -> {resp.status_code} {resp.headers!r} {resp.text[:500]!r}"
 
 
-def assert_success(resp: requests.Response, *, refresh: bool = False, id_token: bool = False) -> dict:
+def assert_success(resp: requests.Response, *, refresh: bool = False, id_token: bool = False,
+                   token_type: str = "Bearer") -> dict:
     """RFC 6749 §5.1 success exactly as SPEC §4 describes it."""
     assert resp.status_code == 200, describe(resp)
     assert resp.headers.get("Content-Type", "").split(";")[0].strip() == "application/json", describe(resp)
@@ -177,7 +180,7 @@ def assert_success(resp: requests.Response, *, refresh: bool = False, id_token: 
     if id_token:
         expected.add("id_token")
     assert set(body) == expected, f"keys {sorted(body)} != {sorted(expected)}; scope={body.get('scope')!r}"
-    assert body["token_type"] == "Bearer"
+    assert body["token_type"] == token_type
     assert isinstance(body["expires_in"], int) and body["expires_in"] > 0
     assert isinstance(body["scope"], str)
     assert isinstance(body["access_token"], str) and body["access_token"].count(".") == 2

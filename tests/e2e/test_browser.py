@@ -36,6 +36,7 @@ from browser import (
     session_cookies,
     sign_in,
 )
+from dpop_keys import new_key
 from helpers import (
     assert_error,
     failures_counted,
@@ -193,6 +194,42 @@ def test_openid_client_signs_in_refreshes_and_reads_userinfo(stack, app, context
     # WHEN it reads userinfo with the new access token THEN it is this user's
     info = rp.userinfo(refreshed["access_token"], user["user_id"])
     assert info["sub"] == user["user_id"] and info["email"] == "grace@example.org"
+
+
+def test_openid_client_with_dpop_binds_a_public_clients_tokens_to_its_key(stack, app, context):
+    # GIVEN a public browser client, a user, and openid-client with a DPoP key (getDPoPHandle)
+    client = browser_client(stack, app, public=True)
+    user = make_user(stack, claims={"email": "dpop@example.org"})
+    key = new_key("ec")
+    rp = OpenIdClientRP(stack, client, dpop_jwk=key.private_jwk)
+    pending = rp.authorize()
+    page = context.new_page()
+    page.goto(pending.url)
+    sign_in(page, user["username"], user["password"])
+    # WHEN it exchanges the code with a proof THEN the access token is bound to its key
+    tokens = rp.callback(pending, app.wait(page).url)["tokens"]
+    assert tokens["token_type"].lower() == "dpop", tokens
+    assert jwt_payload(tokens["access_token"])["cnf"] == {"jkt": key.jkt}
+    # AND the refresh token is bound too (RFC 9449 §5): another key cannot refresh it
+    stranger = OpenIdClientRP(stack, client, dpop_jwk=new_key("ed").private_jwk)
+    with pytest.raises(Refused) as refused:
+        stranger.refresh(tokens["refresh_token"])
+    assert refused.value.refused["error"] == "invalid_grant", refused.value.refused
+    # AND no key at all cannot either
+    with pytest.raises(Refused) as refused:
+        OpenIdClientRP(stack, client).refresh(tokens["refresh_token"])
+    assert refused.value.refused["error"] == "invalid_dpop_proof", refused.value.refused
+    # WHEN its own key refreshes THEN a new bound token comes back
+    refreshed = rp.refresh(tokens["refresh_token"])["tokens"]
+    assert refreshed["token_type"].lower() == "dpop"
+    assert jwt_payload(refreshed["access_token"])["cnf"] == {"jkt": key.jkt}
+    # AND userinfo answers it under the DPoP scheme (fetchUserInfo sends a proof with ath)
+    info = rp.userinfo(refreshed["access_token"], user["user_id"])
+    assert info["sub"] == user["user_id"] and info["email"] == "dpop@example.org"
+    # AND not as a bearer token
+    bearer = stack.http("GET", "/oauth/v2/userinfo",
+                        headers={"Authorization": "Bearer " + refreshed["access_token"]})
+    assert_error(bearer, 401, "invalid_token")
 
 
 # ---------------------------------------------------------------------------------- c. prompt=none

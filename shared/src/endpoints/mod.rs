@@ -77,11 +77,13 @@ pub fn endpoint_url(issuer: &str, path: &str) -> String {
 
 /// The request's DPoP proof (RFC 9449 §4.3), verified against `expected` and spent: its `jti`
 /// is remembered per key by one conditional write, so a replay is refused. `None` without a
-/// `DPoP` header.
+/// `DPoP` header. With `nonces`, the proof must carry a current server nonce (§8), checked
+/// before anything is written.
 pub(crate) async fn dpop_proof<S: AssertionReplays>(
     store: &S,
     request: &ApiRequest,
     expected: &dpop::Expected<'_>,
+    nonces: Option<&crate::keys::KeySet>,
 ) -> Result<Option<dpop::Proof>, OAuthError> {
     let mut headers = request.headers.get_all(dpop::HEADER).iter();
     let Some(header) = headers.next() else {
@@ -95,6 +97,14 @@ pub(crate) async fn dpop_proof<S: AssertionReplays>(
         .to_str()
         .map_err(|_| OAuthError::InvalidDpopProof("the DPoP proof is not a valid JWT"))?;
     let proof = dpop::verify(text, expected).map_err(OAuthError::InvalidDpopProof)?;
+    if let Some(keys) = nonces
+        && !proof
+            .nonce
+            .as_deref()
+            .is_some_and(|nonce| dpop::nonce_is_current(keys, nonce, expected.now))
+    {
+        return Err(OAuthError::UseDpopNonce);
+    }
     let key = crate::storage::keys::dpop_proof(&proof.jkt, &proof.jti);
     if !store
         .first_use(&key, proof.replayable_until(), expected.now)

@@ -96,6 +96,33 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
         let started = std::time::Instant::now();
         let mut attempt = Attempt::default();
         let result = self.token(request, &mut attempt).await;
+        let response = self.answer(request, result, attempt, started);
+        self.with_dpop_nonce(response).await
+    }
+
+    /// RFC 9449 §8.1-8.2: while nonces are required, every token response carries the
+    /// current one, so a client always has it for its next proof.
+    async fn with_dpop_nonce(&self, response: ApiResponse) -> ApiResponse {
+        if !self.config.dpop_nonce_required {
+            return response;
+        }
+        match self.keys.current().await {
+            Ok(keys) => match dpop::nonce(&keys, crate::now_epoch()) {
+                Some(nonce) => response.header(dpop::NONCE_HEADER, nonce),
+                None => response,
+            },
+            Err(_) => response,
+        }
+    }
+
+    /// The response to a token request, and its audit line.
+    fn answer(
+        &self,
+        request: &ApiRequest,
+        result: Result<TokenResponse, OAuthError>,
+        attempt: Attempt,
+        started: std::time::Instant,
+    ) -> ApiResponse {
         let mut record = Record {
             grant: attempt.grant.map(|g| g.as_str()),
             client_id: attempt.client_id.as_deref(),
@@ -147,8 +174,9 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
             access_token: None,
             now,
         };
-        let dpop = dpop_proof(&self.store, request, &expected).await?;
         let keys = self.keys.current().await?;
+        let nonces = self.config.dpop_nonce_required.then_some(&*keys);
+        let dpop = dpop_proof(&self.store, request, &expected, nonces).await?;
         let audiences = match credentials.client().assertion {
             Some(_) => assertion_audiences(&issuer, TOKEN_ENDPOINT),
             None => Vec::new(),

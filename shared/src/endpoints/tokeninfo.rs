@@ -321,6 +321,53 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
             .map_or_else(Introspection::inactive, Introspection::of_access_token))
     }
 
+    /// RFC 9449 §7.1: the proof a DPoP-scheme token comes with, for this request and token
+    /// (and, while nonces are required, with the current nonce, §9), spent; else the refusal.
+    async fn userinfo_proof(
+        &self,
+        request: &ApiRequest,
+        issuer: &str,
+        token: &str,
+    ) -> Result<dpop::Proof, ApiResponse> {
+        let refuse = |code, description| resource_error(dpop::SCHEME, 401, code, description);
+        let url = endpoint_url(issuer, &request.path);
+        let now = crate::now_epoch();
+        let expected = dpop::Expected {
+            method: request.method.as_str(),
+            url: &url,
+            access_token: Some(token),
+            now,
+        };
+        let keys = match self.config.dpop_nonce_required {
+            true => Some(
+                self.keys
+                    .current()
+                    .await
+                    .map_err(|e| OAuthError::from(e).into_response())?,
+            ),
+            false => None,
+        };
+        match dpop_proof(&self.store, request, &expected, keys.as_deref()).await {
+            Ok(Some(proof)) => Ok(proof),
+            Ok(None) => Err(refuse(
+                "invalid_dpop_proof",
+                "a DPoP-scheme token needs a DPoP proof",
+            )),
+            Err(OAuthError::InvalidDpopProof(description)) => {
+                Err(refuse("invalid_dpop_proof", description))
+            }
+            Err(OAuthError::UseDpopNonce) => {
+                let refusal = refuse("use_dpop_nonce", OAuthError::UseDpopNonce.description());
+                let nonce = keys.as_deref().and_then(|keys| dpop::nonce(keys, now));
+                Err(match nonce {
+                    Some(nonce) => refusal.header(dpop::NONCE_HEADER, nonce),
+                    None => refusal,
+                })
+            }
+            Err(error) => Err(error.into_response()),
+        }
+    }
+
     /// OIDC Core §5.3: the claims the access token's scopes release, for user tokens with
     /// `openid`, from the user's current account (read with the token's state).
     async fn userinfo(&self, request: &ApiRequest) -> ApiResponse {
@@ -340,32 +387,12 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
         };
         let bearer_error =
             |status, code, description| resource_error(scheme, status, code, description);
-        // RFC 9449 §7.1: a DPoP-scheme token comes with a proof for this request and token.
         let proof = match presented {
             Presented::Bearer(_) => None,
-            Presented::Dpop(token) => {
-                let url = endpoint_url(&issuer, &request.path);
-                let expected = dpop::Expected {
-                    method: request.method.as_str(),
-                    url: &url,
-                    access_token: Some(token),
-                    now: crate::now_epoch(),
-                };
-                match dpop_proof(&self.store, request, &expected).await {
-                    Ok(Some(proof)) => Some(proof),
-                    Ok(None) => {
-                        return bearer_error(
-                            401,
-                            "invalid_dpop_proof",
-                            "a DPoP-scheme token needs a DPoP proof",
-                        );
-                    }
-                    Err(OAuthError::InvalidDpopProof(description)) => {
-                        return bearer_error(401, "invalid_dpop_proof", description);
-                    }
-                    Err(error) => return error.into_response(),
-                }
-            }
+            Presented::Dpop(token) => match self.userinfo_proof(request, &issuer, token).await {
+                Ok(proof) => Some(proof),
+                Err(refusal) => return refusal,
+            },
         };
         let active = match self.active_access_token(token, &issuer).await {
             Ok(Some(active)) => active,

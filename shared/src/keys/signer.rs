@@ -38,6 +38,8 @@ pub struct VerifyingKey {
 pub struct KeySet {
     active: HashMap<Alg, Signer>,
     verifying: HashMap<String, VerifyingKey>,
+    /// One MAC key per key of the set, the active RS256 key's first (`nonce_keys`).
+    nonce_keys: Vec<aws_lc_rs::hmac::Key>,
     jwks_json: String,
 }
 
@@ -95,6 +97,15 @@ impl Signer {
     }
 }
 
+/// A MAC key derived from a private key, under a label of its own (the private key itself
+/// never MACs anything, and no other use can produce this key).
+fn nonce_key(private_der: &[u8]) -> aws_lc_rs::hmac::Key {
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    context.update(b"oauth-lambda DPoP nonce key v1\0");
+    context.update(private_der);
+    aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, context.finish().as_ref())
+}
+
 impl KeySet {
     /// Parses every key of the document. A key that does not parse fails the whole load: a
     /// half-loaded set would publish a JWKS that disagrees with what signs.
@@ -102,12 +113,19 @@ impl KeySet {
         let mut active = HashMap::new();
         let mut verifying = HashMap::new();
         let mut jwks = Vec::with_capacity(doc.keys.len());
+        let mut nonce_keys = Vec::with_capacity(doc.keys.len());
         for entry in &doc.keys {
             let der = pem::parse(&entry.private_key_pem)
                 .ok()
                 .filter(|p| p.tag() == "PRIVATE KEY")
                 .ok_or_else(|| format!("key {} is not a PKCS#8 PEM private key", entry.kid))?
                 .into_contents();
+            let nonce_key = nonce_key(&der);
+            if entry.status == KeyStatus::Active && entry.alg == Alg::Rs256 {
+                nonce_keys.insert(0, nonce_key);
+            } else {
+                nonce_keys.push(nonce_key);
+            }
             let rejected =
                 |e: aws_lc_rs::error::KeyRejected| format!("key {} rejected: {e}", entry.kid);
             let (pair, jwk, decoding) = match entry.alg {
@@ -181,8 +199,16 @@ impl KeySet {
         Ok(Self {
             active,
             verifying,
+            nonce_keys,
             jwks_json,
         })
+    }
+
+    /// MAC keys for stateless server values every instance must agree on (DPoP nonces): one
+    /// per key of the set, so that the sets before and after a rotation, which share keys,
+    /// accept each other's values. The first issues.
+    pub fn nonce_keys(&self) -> &[aws_lc_rs::hmac::Key] {
+        &self.nonce_keys
     }
 
     /// The signer for `alg`, if the set has an active key of that algorithm.

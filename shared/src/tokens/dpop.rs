@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::jws::{CompactJws, PRIVATE_MEMBERS, accepted_alg, decode_part, fits};
 use super::verify::LEEWAY_SECONDS;
-use crate::crypto::sha256_b64;
+use crate::crypto::{b64url, sha256_b64};
+use crate::keys::KeySet;
+use aws_lc_rs::hmac;
 
 /// The request header carrying the proof, and the `Authorization` scheme of a bound token.
 pub const HEADER: &str = "dpop";
@@ -89,6 +91,41 @@ struct ProofClaims {
     ath: Option<String>,
     #[serde(default)]
     nonce: Option<String>,
+}
+
+/// A server nonce (RFC 9449 §8) is good for the window it was issued in and the next one:
+/// five to ten minutes.
+pub const NONCE_WINDOW_SECONDS: i64 = 300;
+/// The response header carrying the current nonce.
+pub const NONCE_HEADER: &str = "dpop-nonce";
+
+/// The current nonce: `<window>.<MAC of the window>`, stateless, so every instance of every
+/// function issues and accepts the same values without storing any.
+pub fn nonce(keys: &KeySet, now: i64) -> Option<String> {
+    let key = keys.nonce_keys().first()?;
+    Some(nonce_for(key, now.div_euclid(NONCE_WINDOW_SECONDS)))
+}
+
+fn nonce_for(key: &hmac::Key, window: i64) -> String {
+    let tag = hmac::sign(key, format!("dpop-nonce:{window}").as_bytes());
+    format!("{window}.{}", b64url(&tag.as_ref()[..16]))
+}
+
+/// Whether `nonce` is one of ours from this window or the previous one, under any key of the
+/// set (a set before or after a rotation shares keys with this one).
+pub fn nonce_is_current(keys: &KeySet, nonce: &str, now: i64) -> bool {
+    let Some(window) = nonce
+        .split_once('.')
+        .and_then(|(window, _)| window.parse::<i64>().ok())
+    else {
+        return false;
+    };
+    let current = now.div_euclid(NONCE_WINDOW_SECONDS);
+    (window == current || window == current - 1)
+        && keys
+            .nonce_keys()
+            .iter()
+            .any(|key| crate::crypto::digests_equal(&nonce_for(key, window), nonce))
 }
 
 /// `ath`: base64url SHA-256 of the access token's ASCII (RFC 9449 §4.2).
@@ -340,6 +377,37 @@ mod tests {
         assert!(verify(&proof, &expected(Some("eyJ.other.token"))).is_err());
         let unbound = dpop_proof_with(Alg::Es256, &json!({}), &claims_with(json!({})));
         assert!(verify(&unbound, &expected(Some(token))).is_err());
+    }
+
+    #[test]
+    fn nonces_are_good_for_two_windows_and_only_ours() {
+        let keys = crate::keys::KeySet::from_document(
+            &crate::keys::KeySetDocument::parse(&crate::testing::key_set(&Alg::ALL).0).unwrap(),
+        )
+        .unwrap();
+        let issued = nonce(&keys, NOW).unwrap();
+        assert!(nonce_is_current(&keys, &issued, NOW));
+        assert!(nonce_is_current(&keys, &issued, NOW + NONCE_WINDOW_SECONDS));
+        assert!(!nonce_is_current(
+            &keys,
+            &issued,
+            NOW + 2 * NONCE_WINDOW_SECONDS
+        ));
+        assert!(!nonce_is_current(
+            &keys,
+            &issued,
+            NOW - NONCE_WINDOW_SECONDS
+        ));
+        let (window, _) = issued.split_once('.').unwrap();
+        let forged = format!("{window}.AAAAAAAAAAAAAAAAAAAAAA");
+        for bad in [forged.as_str(), "", ".", "x.y", &issued[1..]] {
+            assert!(!nonce_is_current(&keys, bad, NOW), "{bad}");
+        }
+        // Another key set (another deployment) issues other nonces.
+        let mut doc = crate::keys::KeySetDocument::default();
+        crate::keys::rotation::ensure_keys(&mut doc, Alg::Es256, NOW).unwrap();
+        let other = crate::keys::KeySet::from_document(&doc).unwrap();
+        assert!(!nonce_is_current(&other, &issued, NOW));
     }
 
     #[test]

@@ -12,6 +12,9 @@
 // request (aud the issuer, a random jti, exp 60 s ahead) and sends client_id with it.
 // `assertion_alg` rewrites the header's alg (openid-client names an Ed25519 key's alg
 // "Ed25519", RFC 9864; "EdDSA" is the RFC 8037 name).
+// With "dpop_jwk": a private JWK (with its public members), every token request, refresh and
+// userinfo call goes through client.getDPoPHandle with that key pair (RFC 9449): the tokens come
+// back bound to it, and the same key can be handed to the next run.
 // Each run does discovery first (the issuer's /.well-known/openid-configuration); the local stack
 // is http://, which openid-client refuses unless told otherwise (allowInsecureRequests).
 //
@@ -61,6 +64,18 @@ async function privateKeyJwt(req) {
   return client.PrivateKeyJwt(kid ? { key, kid } : key, options);
 }
 
+// The DPoP options of an op (`{DPoP: handle}`), or none without a dpop_jwk.
+async function dpopOptions(config, req) {
+  if (!req.dpop_jwk) return {};
+  const { kid: _kid, use: _use, alg: _alg, key_ops: _ops, ...material } = req.dpop_jwk;
+  const params = importParams(material);
+  const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...publicMaterial } = material;
+  const privateKey = await crypto.subtle.importKey('jwk', material, params, false, ['sign']);
+  // openid-client exports the public key into each proof's header: it must be extractable.
+  const publicKey = await crypto.subtle.importKey('jwk', publicMaterial, params, true, ['verify']);
+  return { DPoP: client.getDPoPHandle(config, { privateKey, publicKey }) };
+}
+
 async function configure(req) {
   const auth = req.private_jwk
     ? await privateKeyJwt(req)
@@ -99,20 +114,23 @@ const ops = {
       expectedState: req.state,
       expectedNonce: req.nonce,
       idTokenExpected: true,
-    });
+    }, undefined, await dpopOptions(config, req));
     return tokensOf(response);
   },
 
   async refresh(config, req) {
-    return tokensOf(await client.refreshTokenGrant(config, req.refresh_token));
+    const options = await dpopOptions(config, req);
+    return tokensOf(await client.refreshTokenGrant(config, req.refresh_token, undefined, options));
   },
 
   async userinfo(config, req) {
-    return { userinfo: await client.fetchUserInfo(config, req.access_token, req.sub) };
+    const options = await dpopOptions(config, req);
+    return { userinfo: await client.fetchUserInfo(config, req.access_token, req.sub, options) };
   },
 
   async client_credentials(config, req) {
-    const response = await client.clientCredentialsGrant(config, { scope: req.scope });
+    const options = await dpopOptions(config, req);
+    const response = await client.clientCredentialsGrant(config, { scope: req.scope }, options);
     return { tokens: { ...response } };
   },
 
