@@ -831,6 +831,29 @@ def private_key_jwt_one(args):
     return one
 
 
+def dpop_one(args):
+    """client_credentials (client secret) with a fresh ES256 DPoP proof per request (RFC 9449,
+    signed here, untimed): one signature verification and one conditional write more."""
+    import uuid
+
+    import jwt  # PyJWT, in the test venv
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(open(args.pkj_key, "rb").read(), None)
+    jwk = jwt.algorithms.ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    url = f"https://{DOMAIN}/oauth/v2/token"
+
+    def one(api):
+        claims = {"jti": str(uuid.uuid4()), "htm": "POST", "htu": url, "iat": int(time.time())}
+        proof = jwt.encode(claims, key, algorithm="ES256", headers={"typ": "dpop+jwt", "jwk": jwk})
+        event = token_event(args.cc_client_id, args.cc_client_secret,
+                            grant_type="client_credentials", scope="read")
+        event["headers"]["dpop"] = proof
+        checked(api, event, 200, "dpop")
+
+    return one
+
+
 def warm_cases(args):
     """(function, case name, env, prepare() -> one(api), n). prepare runs untimed."""
     cc = dict(grant_type="client_credentials", scope="read")
@@ -852,6 +875,7 @@ def warm_cases(args):
     cases.append(("token", "password", {}, fixed("token", lambda: token_event(args.pw_client_id, args.pw_client_secret, **pw)), max(10, args.warm_n // 20)))
     if args.pkj_client_id:
         cases.append(("token", "client_credentials ES256 private_key_jwt", {"ACCESS_TOKEN_ALG": "ES256"}, lambda: private_key_jwt_one(args), args.warm_n))
+        cases.append(("token", "client_credentials ES256 + DPoP proof", {"ACCESS_TOKEN_ALG": "ES256"}, lambda: dpop_one(args), args.warm_n))
 
     def refresh_chain():
         state = {}

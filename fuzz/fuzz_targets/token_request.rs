@@ -1,14 +1,16 @@
 //! Arbitrary token-endpoint requests (content type, Authorization, body) through the real
 //! handler on the in-memory store: must never panic and must answer 200/400/401 with JSON
 //! (200 only with a token). `@ASSERTION@` anywhere becomes a valid private_key_jwt assertion
-//! of client `signer`, so mutations around a real assertion are reached.
+//! of client `signer`, so mutations around a real assertion are reached. A tab in the
+//! Authorization line starts a `DPoP` header, where `@PROOF@` becomes a valid DPoP proof for
+//! the token endpoint (RFC 9449).
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use shared::endpoints::token::TokenService;
 use shared::http::ApiRequest;
-use shared_fuzz::{assertion, config, keys, runtime, store};
+use shared_fuzz::{assertion, config, keys, proof, runtime, store};
 
 const CONTENT_TYPES: [&str; 4] = [
     "application/x-www-form-urlencoded",
@@ -45,8 +47,18 @@ fuzz_target!(|data: &[u8]| {
         "content-type",
         http::HeaderValue::from_static(CONTENT_TYPES[selector[0] as usize % 4]),
     );
+    let (auth, dpop) = match auth.iter().position(|b| *b == b'\t') {
+        Some(tab) => (&auth[..tab], Some(&auth[tab + 1..])),
+        None => (auth, None),
+    };
     if let Ok(value) = http::HeaderValue::from_bytes(auth) {
         request.headers.insert("authorization", value);
+    }
+    if let Some(dpop) = dpop {
+        let proof = String::from_utf8_lossy(dpop).replace("@PROOF@", &proof());
+        if let Ok(value) = http::HeaderValue::from_str(&proof) {
+            request.headers.insert("dpop", value);
+        }
     }
     // Client `app` may use client_credentials and refresh_token: valid inputs reach scope
     // handling and token minting.

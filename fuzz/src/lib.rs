@@ -43,6 +43,11 @@ pub fn assertion() -> String {
     signer.sign_jwt("JWT", &claims).expect("signed assertion")
 }
 
+/// A valid DPoP proof for the token endpoint (ES256, the fixtures' key), with a fresh `jti`.
+pub fn proof() -> String {
+    shared::testing::dpop_proof(Alg::Es256, "POST", &format!("{ISSUER}/v2/token"))
+}
+
 /// A store with client `app` (`APP_BASIC`) and the private_key_jwt client `SIGNER`, both
 /// allowed `grants`. No password grant anywhere: it would put argon2 (tens of ms under ASan)
 /// in the loop.

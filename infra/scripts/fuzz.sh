@@ -19,6 +19,8 @@ printf '\x00\x00\ngrant_type=refresh_token&refresh_token=AAAAAAAAAAAAAAAAAAAAAA.
 # @ASSERTION@ becomes a valid private_key_jwt assertion of client `signer`.
 printf '\x00\x00\ngrant_type=client_credentials&client_assertion_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Aclient-assertion-type%%3Ajwt-bearer&client_assertion=@ASSERTION@' >corpus/token_request/private_key_jwt
 printf '\x01\x00\n{"grant_type":"client_credentials","client_id":"signer","client_assertion_type":"urn:ietf:params:oauth:client-assertion-type:jwt-bearer","client_assertion":"@ASSERTION@"}' >corpus/token_request/private_key_jwt_json
+# A tab after the Authorization value starts a DPoP header; @PROOF@ becomes a valid proof.
+printf '\x00\x00Basic YXBwOlZkMm1RMW84Y1g0eVo3Yk4wYVI1dFUzd0U2aEo5a0wycFM0Zkc4ZEExcUM=\t@PROOF@\ngrant_type=client_credentials&scope=read' >corpus/token_request/dpop
 printf '\x00\x01Basic YXBwOlZkMm1RMW84Y1g0eVo3Yk4wYVI1dFUzd0U2aEo5a0wycFM0Zkc4ZEExcUM=\ntoken=eyJhbGciOiJFUzI1NiJ9.e30.sig&token_type_hint=access_token' >corpus/token_request/revoke
 # tokeninfo_request: one selector byte (route), an Authorization line, the body or query;
 # @TOKEN@ becomes a valid access token.

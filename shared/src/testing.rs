@@ -196,23 +196,26 @@ pub fn claims_of(jwt: &str) -> serde_json::Value {
     serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
-/// The fixture key set, parsed once (DPoP proofs and client assertions sign with it).
-fn parsed_keys() -> &'static crate::keys::KeySet {
-    static KEYS: OnceLock<crate::keys::KeySet> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let doc = KeySetDocument::parse(&key_set(&Alg::ALL).0).expect("fixture key set");
+/// The fixture key set holding `alg`, parsed once (DPoP proofs sign with it); ES256 alone
+/// from the fuzz targets' set, without RSA generation.
+fn parsed_keys(alg: Alg) -> &'static crate::keys::KeySet {
+    static ALL: OnceLock<crate::keys::KeySet> = OnceLock::new();
+    static ES256_ONLY: OnceLock<crate::keys::KeySet> = OnceLock::new();
+    let (cell, algs): (_, &[Alg]) = match alg {
+        Alg::Es256 => (&ES256_ONLY, &[Alg::Es256]),
+        _ => (&ALL, &Alg::ALL),
+    };
+    cell.get_or_init(|| {
+        let doc = KeySetDocument::parse(&key_set(algs).0).expect("fixture key set");
         crate::keys::KeySet::from_document(&doc).expect("fixture keys")
     })
 }
 
 /// The public JWK of the fixture key for `alg`, as a DPoP proof embeds it.
 pub fn dpop_public_jwk(alg: Alg) -> serde_json::Value {
-    let kid = parsed_keys()
-        .signer(alg)
-        .expect("a key per algorithm")
-        .kid();
-    let jwks: serde_json::Value =
-        serde_json::from_str(parsed_keys().jwks_json()).expect("JWKS JSON");
+    let keys = parsed_keys(alg);
+    let kid = keys.signer(alg).expect("a key per algorithm").kid();
+    let jwks: serde_json::Value = serde_json::from_str(keys.jwks_json()).expect("JWKS JSON");
     jwks["keys"]
         .as_array()
         .and_then(|keys| keys.iter().find(|k| k["kid"] == kid))
@@ -246,7 +249,7 @@ pub fn dpop_proof_with(
     }
     let b64 = |v: &serde_json::Value| crate::crypto::b64url(v.to_string().as_bytes());
     let input = format!("{}.{}", b64(&header), b64(claims));
-    let signer = parsed_keys().signer(alg).expect("a key per algorithm");
+    let signer = parsed_keys(alg).signer(alg).expect("a key per algorithm");
     let signature = signer.sign(input.as_bytes()).expect("signing");
     format!("{input}.{}", crate::crypto::b64url(&signature))
 }
