@@ -183,6 +183,18 @@ async fn a_proof_binds_the_access_token_to_its_key_and_introspection_shows_it() 
     assert_eq!(introspection["active"], true);
     assert_eq!(introspection["token_type"], "DPoP");
     assert_eq!(introspection["cnf"], json!({ "jkt": jkt(Alg::Es256) }));
+    // GET tokeninfo describes it too, however the header names its scheme.
+    let mut get = ApiRequest {
+        method: http::Method::GET,
+        path: "/oauth/v2/tokeninfo".to_owned(),
+        domain_name: Some("id.example.com".to_owned()),
+        ..ApiRequest::default()
+    };
+    get.headers
+        .insert("authorization", format!("DPoP {token}").parse().unwrap());
+    let described = json_of(&world.tokeninfo.handle(&get).await);
+    assert_eq!(described["active"], true);
+    assert_eq!(described["cnf"]["jkt"], jkt(Alg::Es256));
 
     // Without a proof the same client gets a bearer token, as before.
     let body = json_of(&world.token.handle(&cc("svc")).await);

@@ -128,21 +128,26 @@ pub fn presented_token(request: &ApiRequest) -> Option<Presented<'_>> {
     }
 }
 
-/// The bearer token of `Authorization: Bearer …` (RFC 6750 §2.1).
-pub fn bearer_token(request: &ApiRequest) -> Option<&str> {
-    match presented_token(request)? {
-        Presented::Bearer(token) => Some(token),
-        Presented::Dpop(_) => None,
+impl<'a> Presented<'a> {
+    pub fn token(self) -> &'a str {
+        match self {
+            Self::Bearer(token) | Self::Dpop(token) => token,
+        }
     }
+}
+
+/// The DPoP challenge's `algs` (RFC 9449 §7.1): the proof algorithms we accept.
+fn dpop_challenge() -> String {
+    format!(
+        r#"{} algs="{}""#,
+        dpop::SCHEME,
+        crate::tokens::jws::SIGNING_ALGS.join(" ")
+    )
 }
 
 /// The challenges of a resource that takes both schemes (RFC 6750 §3, RFC 9449 §7.1).
 fn challenges() -> String {
-    format!(
-        r#"Bearer realm="oauth", {} algs="{}""#,
-        dpop::SCHEME,
-        crate::tokens::jws::SIGNING_ALGS.join(" ")
-    )
+    format!(r#"Bearer realm="oauth", {}"#, dpop_challenge())
 }
 
 /// A resource-server error with its challenge in the scheme the token came in.
@@ -154,8 +159,8 @@ fn resource_error(
 ) -> ApiResponse {
     let challenge = if scheme == dpop::SCHEME {
         format!(
-            r#"DPoP algs="{}", error="{code}", error_description="{description}""#,
-            crate::tokens::jws::SIGNING_ALGS.join(" ")
+            r#"{}, error="{code}", error_description="{description}""#,
+            dpop_challenge()
         )
     } else {
         format!(r#"Bearer realm="oauth", error="{code}", error_description="{description}""#)
@@ -307,12 +312,13 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
             .unwrap_or_else(Introspection::inactive))
     }
 
-    /// GET tokeninfo: `?access_token=` or a Bearer header; access tokens only, no client auth.
+    /// GET tokeninfo: `?access_token=` or an `Authorization` header (Bearer or DPoP: this only
+    /// describes the token, so no proof is asked for); access tokens only, no client auth.
     async fn tokeninfo_get(&self, request: &ApiRequest) -> Result<Introspection, OAuthError> {
         let query = Params::from_query(request.query.as_deref().unwrap_or_default())?;
         let token = query
             .get("access_token")
-            .or_else(|| bearer_token(request))
+            .or_else(|| presented_token(request).map(Presented::token))
             .ok_or(OAuthError::InvalidRequest("access_token is required"))?;
         let issuer = issuer(&self.config, request)?;
         Ok(self
