@@ -364,16 +364,22 @@ async fn rotation_is_conditional_and_exactly_one_of_many_racers_wins() {
     assert!(found.client.is_some());
 
     assert_eq!(
-        store.rotate("fam1", "wrong", "h1", 100).await.unwrap(),
+        store
+            .rotate("fam1", "wrong", "h1", 100, None)
+            .await
+            .unwrap(),
         Rotation::Rejected
     );
     assert_eq!(
-        store.rotate("fam1", "h0", "h1", 10_000).await.unwrap(),
+        store
+            .rotate("fam1", "h0", "h1", 10_000, None)
+            .await
+            .unwrap(),
         Rotation::Rejected,
         "expired"
     );
     assert_eq!(
-        store.rotate("fam1", "h0", "h1", 100).await.unwrap(),
+        store.rotate("fam1", "h0", "h1", 100, None).await.unwrap(),
         Rotation::Rotated
     );
     let rotated = store.read(family_only("fam1")).await.unwrap().family;
@@ -388,7 +394,7 @@ async fn rotation_is_conditional_and_exactly_one_of_many_racers_wins() {
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .rotate("fam1", "h1", &format!("h2-{i}"), 100)
+                    .rotate("fam1", "h1", &format!("h2-{i}"), 100, None)
                     .await
                     .unwrap()
             })
@@ -402,6 +408,48 @@ async fn rotation_is_conditional_and_exactly_one_of_many_racers_wins() {
     }
     assert_eq!(winners, 1, "one conditional UpdateItem wins");
 
+    // A family bound to a DPoP key keeps it; one not yet bound is bound by its rotation.
+    let current = store
+        .read(family_only("fam1"))
+        .await
+        .unwrap()
+        .family
+        .unwrap();
+    let bound = current.jkt.clone();
+    store
+        .rotate(
+            "fam1",
+            &current.current_hash,
+            "h2b",
+            100,
+            Some("another-key"),
+        )
+        .await
+        .unwrap();
+    let after = store
+        .read(family_only("fam1"))
+        .await
+        .unwrap()
+        .family
+        .unwrap();
+    assert_eq!((after.current_hash.as_str(), after.jkt), ("h2b", bound));
+    let unbound = RefreshFamily {
+        jkt: None,
+        ..family("fam2", "u0", 10_000)
+    };
+    store.create_family(&unbound, 13_600).await.unwrap();
+    store
+        .rotate("fam2", "u0", "u1", 100, Some("key-1"))
+        .await
+        .unwrap();
+    let bound = store
+        .read(family_only("fam2"))
+        .await
+        .unwrap()
+        .family
+        .unwrap();
+    assert_eq!(bound.jkt.as_deref(), Some("key-1"));
+
     store.revoke_family("fam1").await.unwrap();
     let current = store
         .read(family_only("fam1"))
@@ -412,7 +460,7 @@ async fn rotation_is_conditional_and_exactly_one_of_many_racers_wins() {
     assert!(current.revoked);
     assert_eq!(
         store
-            .rotate("fam1", &current.current_hash, "h3", 100)
+            .rotate("fam1", &current.current_hash, "h3", 100, None)
             .await
             .unwrap(),
         Rotation::Rejected

@@ -45,6 +45,12 @@ fn world_with(extra: &[(&str, &str)]) -> World {
     let mut strict = client("strict", &[GrantType::ClientCredentials]);
     strict.dpop_bound_access_tokens = true;
     store.put_client(strict);
+    let mut strict_web = client(
+        "strict-web",
+        &[GrantType::AuthorizationCode, GrantType::RefreshToken],
+    );
+    strict_web.dpop_bound_access_tokens = true;
+    store.put_client(strict_web);
     World {
         token: TokenService::new(config(Alg::Es256, extra), store.clone(), all_keys()),
         tokeninfo: TokenInfoService::new(config(Alg::Es256, extra), store.clone(), all_keys()),
@@ -95,6 +101,12 @@ impl World {
 
     /// A code for alice and `client_id`, exchanged with `proof` (a public client sends PKCE).
     async fn code_exchange(&self, client_id: &str, proof: Option<&str>) -> ApiResponse {
+        let code = self.mint_code(client_id).await;
+        self.exchange(client_id, &code, proof).await
+    }
+
+    /// A code for alice and `client_id`, as the authorization endpoint stores it.
+    async fn mint_code(&self, client_id: &str) -> String {
         let grant = AuthorizationCode {
             code_hash: String::new(),
             client_id: client_id.to_owned(),
@@ -112,10 +124,13 @@ impl World {
         };
         let issued = issue_code(grant, shared::now_epoch());
         self.store.store_code(&issued.record).await.unwrap();
+        issued.code
+    }
+
+    async fn exchange(&self, client_id: &str, code: &str, proof: Option<&str>) -> ApiResponse {
         let redirect: String = form_urlencoded::byte_serialize(REDIRECT_URI.as_bytes()).collect();
         let body = format!(
-            "grant_type=authorization_code&code={}&redirect_uri={redirect}&code_verifier={VERIFIER}&client_id={client_id}",
-            issued.code
+            "grant_type=authorization_code&code={code}&redirect_uri={redirect}&code_verifier={VERIFIER}&client_id={client_id}"
         );
         let auth = basic(client_id, CLIENT_SECRET);
         let headers: Vec<(&str, &str)> = match client_id {
@@ -503,4 +518,60 @@ async fn without_the_setting_no_nonce_is_issued_or_needed() {
     let response = world.token.handle(&with_proof(cc("svc"), &proof)).await;
     assert_eq!(response.status, 200);
     assert_eq!(response.header_value("dpop-nonce"), None);
+}
+
+#[tokio::test]
+async fn a_proof_is_spent_only_once_the_client_is_authenticated() {
+    let world = world();
+    let proof = dpop_proof(Alg::Es256, "POST", &token_url());
+    let wrong = form(
+        "grant_type=client_credentials&scope=read",
+        &[("authorization", &basic("svc", WRONG_SECRET))],
+    );
+    let response = world.token.handle(&with_proof(wrong, &proof)).await;
+    assert_eq!(error_of(&response), (401, "invalid_client".into()));
+    // Nobody who is not the client made the proof's jti unusable.
+    let response = world.token.handle(&with_proof(cc("svc"), &proof)).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+}
+
+#[tokio::test]
+async fn a_code_of_a_client_that_requires_dpop_survives_a_request_without_a_proof() {
+    let world = world();
+    let code = world.mint_code("strict-web").await;
+    let response = world.exchange("strict-web", &code, None).await;
+    assert_eq!(error_of(&response), (400, "invalid_dpop_proof".into()));
+    // The code was not redeemed: with a proof it still works.
+    let proof = dpop_proof(Alg::Es256, "POST", &token_url());
+    let response = world.exchange("strict-web", &code, Some(&proof)).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(json_of(&response)["token_type"], "DPoP");
+}
+
+#[tokio::test]
+async fn a_public_family_begun_without_a_proof_is_bound_at_its_first_refresh_with_one() {
+    let world = world();
+    let response = world.code_exchange("spa", None).await;
+    let first = json_of(&response)["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let proof = dpop_proof(Alg::Es256, "POST", &token_url());
+    let response = world.refresh("spa", &first, Some(&proof)).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let second = json_of(&response)["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // From now on only that key refreshes it (RFC 9449 §5).
+    let response = world.refresh("spa", &second, None).await;
+    assert_eq!(error_of(&response), (400, "invalid_dpop_proof".into()));
+    let other = dpop_proof(Alg::EdDsa, "POST", &token_url());
+    let response = world.refresh("spa", &second, Some(&other)).await;
+    assert_eq!(error_of(&response), (400, "invalid_grant".into()));
+    let proof = dpop_proof(Alg::Es256, "POST", &token_url());
+    assert_eq!(
+        world.refresh("spa", &second, Some(&proof)).await.status,
+        200
+    );
 }

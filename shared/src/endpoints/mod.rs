@@ -75,12 +75,11 @@ pub fn endpoint_url(issuer: &str, path: &str) -> String {
     format!("{}{}", &issuer[..origin_end], path.trim_end_matches('/'))
 }
 
-/// The request's DPoP proof (RFC 9449 §4.3), verified against `expected` and spent: its `jti`
-/// is remembered per key by one conditional write, so a replay is refused. `None` without a
-/// `DPoP` header. With `nonces`, the proof must carry a current server nonce (§8), checked
-/// before anything is written.
-pub(crate) async fn dpop_proof<S: AssertionReplays>(
-    store: &S,
+/// The request's DPoP proof (RFC 9449 §4.3), verified against `expected`; `None` without a
+/// `DPoP` header. With `nonces`, it must carry a current server nonce (§8). Its `jti` is not
+/// spent yet (`spend_dpop_proof`): that waits until the request is otherwise good, so nobody
+/// costs a write without being a client or holding a token.
+pub(crate) fn verified_dpop_proof(
     request: &ApiRequest,
     expected: &dpop::Expected<'_>,
     nonces: Option<&crate::keys::KeySet>,
@@ -105,16 +104,36 @@ pub(crate) async fn dpop_proof<S: AssertionReplays>(
     {
         return Err(OAuthError::UseDpopNonce);
     }
-    let key = crate::storage::keys::dpop_proof(&proof.jkt, &proof.jti);
-    if !store
-        .first_use(&key, proof.replayable_until(), expected.now)
-        .await?
-    {
-        return Err(OAuthError::InvalidDpopProof(
-            "the DPoP proof was used before: make a new one for each request",
-        ));
-    }
     Ok(Some(proof))
+}
+
+/// Spends a verified proof (RFC 9449 §11.1): its `jti` is remembered per key by one
+/// conditional write, so a replay, or all but one of concurrent uses, is refused.
+pub(crate) async fn spend_dpop_proof<S: AssertionReplays>(
+    store: &S,
+    proof: &dpop::Proof,
+    now: i64,
+) -> Result<(), OAuthError> {
+    let key = crate::storage::keys::dpop_proof(&proof.jkt, &proof.jti);
+    if store.first_use(&key, proof.replayable_until(), now).await? {
+        Ok(())
+    } else {
+        Err(OAuthError::InvalidDpopProof(
+            "the DPoP proof was used before: make a new one for each request",
+        ))
+    }
+}
+
+/// Appends the current DPoP nonce (RFC 9449 §8.1) to `response`.
+pub(crate) fn with_dpop_nonce(
+    response: ApiResponse,
+    keys: &crate::keys::KeySet,
+    now: i64,
+) -> ApiResponse {
+    match dpop::nonce(keys, now) {
+        Some(nonce) => response.header(dpop::NONCE_HEADER, nonce),
+        None => response,
+    }
 }
 
 /// The path of the token endpoint under the issuer.

@@ -1,8 +1,8 @@
 //! The token function: `POST /oauth/v2/token` (and its aliases) and RFC 7009 revocation.
 
 use super::{
-    TOKEN_ENDPOINT, assertion_audiences, authenticated_request, count_client_failure, dpop_proof,
-    endpoint_url, issuer,
+    TOKEN_ENDPOINT, assertion_audiences, authenticated_request, count_client_failure, endpoint_url,
+    issuer, verified_dpop_proof, with_dpop_nonce,
 };
 use crate::audit::{self, Event, Record};
 use crate::config::Config;
@@ -97,20 +97,18 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
         let mut attempt = Attempt::default();
         let result = self.token(request, &mut attempt).await;
         let response = self.answer(request, result, attempt, started);
-        self.with_dpop_nonce(response).await
+        self.add_dpop_nonce(response).await
     }
 
     /// RFC 9449 §8.1-8.2: while nonces are required, every token response carries the
-    /// current one, so a client always has it for its next proof.
-    async fn with_dpop_nonce(&self, response: ApiResponse) -> ApiResponse {
-        if !self.config.dpop_nonce_required {
+    /// current one, so a client always has it for its next proof (not when the key set could
+    /// not be read: no second read in a request that already failed on it).
+    async fn add_dpop_nonce(&self, response: ApiResponse) -> ApiResponse {
+        if !self.config.dpop_nonce_required || response.status == 503 {
             return response;
         }
         match self.keys.current().await {
-            Ok(keys) => match dpop::nonce(&keys, crate::now_epoch()) {
-                Some(nonce) => response.header(dpop::NONCE_HEADER, nonce),
-                None => response,
-            },
+            Ok(keys) => with_dpop_nonce(response, &keys, crate::now_epoch()),
             Err(_) => response,
         }
     }
@@ -176,7 +174,7 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
         };
         let keys = self.keys.current().await?;
         let nonces = self.config.dpop_nonce_required.then_some(&*keys);
-        let dpop = dpop_proof(&self.store, request, &expected, nonces).await?;
+        let dpop = verified_dpop_proof(request, &expected, nonces)?;
         let audiences = match credentials.client().assertion {
             Some(_) => assertion_audiences(&issuer, TOKEN_ENDPOINT),
             None => Vec::new(),

@@ -3,7 +3,10 @@
 
 use serde::Serialize;
 
-use super::{authenticated_request, dpop_proof, endpoint_url, issuer};
+use super::{
+    authenticated_request, endpoint_url, issuer, spend_dpop_proof, verified_dpop_proof,
+    with_dpop_nonce,
+};
 use crate::config::Config;
 use crate::error::OAuthError;
 use crate::grants::refresh::family_account;
@@ -65,11 +68,7 @@ impl Introspection {
             scope: Some(claims.scope),
             client_id: Some(claims.client_id),
             username: account.map(|a| a.username),
-            token_type: Some(if claims.cnf.is_some() {
-                dpop::TOKEN_TYPE
-            } else {
-                "Bearer"
-            }),
+            token_type: Some(dpop::token_type(claims.cnf.is_some())),
             exp: Some(claims.exp),
             iat: Some(claims.iat),
             nbf: Some(claims.nbf),
@@ -327,17 +326,17 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
             .map_or_else(Introspection::inactive, Introspection::of_access_token))
     }
 
-    /// RFC 9449 §7.1: the proof a DPoP-scheme token comes with, for this request and token
-    /// (and, while nonces are required, with the current nonce, §9), spent; else the refusal.
+    /// RFC 9449 §7.1: the proof a DPoP-scheme token comes with, verified for this request and
+    /// token (and, while nonces are required, with the current nonce, §9); else the refusal.
     async fn userinfo_proof(
         &self,
         request: &ApiRequest,
         issuer: &str,
         token: &str,
+        now: i64,
     ) -> Result<dpop::Proof, ApiResponse> {
         let refuse = |code, description| resource_error(dpop::SCHEME, 401, code, description);
         let url = endpoint_url(issuer, &request.path);
-        let now = crate::now_epoch();
         let expected = dpop::Expected {
             method: request.method.as_str(),
             url: &url,
@@ -353,7 +352,7 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
             ),
             false => None,
         };
-        match dpop_proof(&self.store, request, &expected, keys.as_deref()).await {
+        match verified_dpop_proof(request, &expected, keys.as_deref()) {
             Ok(Some(proof)) => Ok(proof),
             Ok(None) => Err(refuse(
                 "invalid_dpop_proof",
@@ -364,9 +363,8 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
             }
             Err(OAuthError::UseDpopNonce) => {
                 let refusal = refuse("use_dpop_nonce", OAuthError::UseDpopNonce.description());
-                let nonce = keys.as_deref().and_then(|keys| dpop::nonce(keys, now));
-                Err(match nonce {
-                    Some(nonce) => refusal.header(dpop::NONCE_HEADER, nonce),
+                Err(match keys {
+                    Some(keys) => with_dpop_nonce(refusal, &keys, now),
                     None => refusal,
                 })
             }
@@ -387,22 +385,28 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
             Ok(issuer) => issuer,
             Err(error) => return error.into_response(),
         };
-        let (token, scheme) = match presented {
-            Presented::Bearer(token) => (token, "Bearer"),
-            Presented::Dpop(token) => (token, dpop::SCHEME),
+        let now = crate::now_epoch();
+        let token = presented.token();
+        // Answered in the scheme the token came in.
+        let refuse = |status, code, description| {
+            let scheme = match presented {
+                Presented::Bearer(_) => "Bearer",
+                Presented::Dpop(_) => dpop::SCHEME,
+            };
+            resource_error(scheme, status, code, description)
         };
-        let bearer_error =
-            |status, code, description| resource_error(scheme, status, code, description);
         let proof = match presented {
             Presented::Bearer(_) => None,
-            Presented::Dpop(token) => match self.userinfo_proof(request, &issuer, token).await {
-                Ok(proof) => Some(proof),
-                Err(refusal) => return refusal,
-            },
+            Presented::Dpop(token) => {
+                match self.userinfo_proof(request, &issuer, token, now).await {
+                    Ok(proof) => Some(proof),
+                    Err(refusal) => return refusal,
+                }
+            }
         };
         let active = match self.active_access_token(token, &issuer).await {
             Ok(Some(active)) => active,
-            Ok(None) => return bearer_error(401, "invalid_token", "the access token is invalid"),
+            Ok(None) => return refuse(401, "invalid_token", "the access token is invalid"),
             Err(error) => return error.into_response(),
         };
         // RFC 9449 §7.1-7.2: a bound token is useless as a bearer token, and a proof must be
@@ -419,20 +423,26 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
                 );
             }
             (None, Some(_)) => {
-                return bearer_error(401, "invalid_token", "the access token is not DPoP-bound");
+                return refuse(401, "invalid_token", "the access token is not DPoP-bound");
             }
             (Some(jkt), Some(proof)) if jkt != proof.jkt => {
-                return bearer_error(
+                return refuse(
                     401,
                     "invalid_dpop_proof",
                     "the DPoP proof is not by the key the access token is bound to",
                 );
             }
-            (Some(_), Some(_)) => {}
+            (Some(_), Some(proof)) => match spend_dpop_proof(&self.store, proof, now).await {
+                Ok(()) => {}
+                Err(OAuthError::InvalidDpopProof(description)) => {
+                    return refuse(401, "invalid_dpop_proof", description);
+                }
+                Err(error) => return error.into_response(),
+            },
         }
         let scopes: Vec<String> = active.claims.scope.split(' ').map(str::to_owned).collect();
         let (Some(account), true) = (&active.account, scopes.iter().any(|s| s == "openid")) else {
-            return bearer_error(
+            return refuse(
                 403,
                 "insufficient_scope",
                 "the access token lacks the openid scope of a user",

@@ -134,11 +134,7 @@ pub(crate) fn issue<S>(
         },
         access_token,
         // RFC 9449 §5: a bound token is not a bearer token.
-        token_type: if ctx.dpop.is_some() {
-            crate::tokens::dpop::TOKEN_TYPE
-        } else {
-            "Bearer"
-        },
+        token_type: crate::tokens::dpop::token_type(ctx.dpop.is_some()),
         expires_in: ttl,
         scope,
         refresh_token,

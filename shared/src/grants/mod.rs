@@ -32,7 +32,8 @@ pub struct GrantContext<'a, S> {
     pub api_key: Option<&'a str>,
     /// What a client assertion's `aud` may be (`client_auth::Presentation`).
     pub assertion_audiences: &'a [String],
-    /// The request's DPoP proof, verified and spent: the tokens are bound to its key.
+    /// The request's DPoP proof, verified (`authenticate` spends it): the tokens are bound to
+    /// its key.
     pub dpop: Option<&'a crate::tokens::dpop::Proof>,
 }
 
@@ -56,12 +57,18 @@ impl<S: crate::storage::AssertionReplays> GrantContext<'_, S> {
         let credentials = self.credentials.client();
         let client =
             client_auth::authenticate(self.store, record, credentials, self.presentation()).await?;
-        // RFC 9449 §5.2: a client registered with `dpop_bound_access_tokens` gets no bearer
-        // token.
-        if client.dpop_bound_access_tokens && self.dpop.is_none() {
-            return Err(crate::error::OAuthError::InvalidDpopProof(
-                "this client must send a DPoP proof with every token request",
-            ));
+        match self.dpop {
+            // RFC 9449 §5.2: a client registered with `dpop_bound_access_tokens` gets no
+            // bearer token.
+            None if client.dpop_bound_access_tokens => {
+                return Err(crate::error::OAuthError::InvalidDpopProof(
+                    "this client must send a DPoP proof with every token request",
+                ));
+            }
+            None => {}
+            Some(proof) => {
+                crate::endpoints::spend_dpop_proof(self.store, proof, self.now).await?;
+            }
         }
         Ok(client)
     }

@@ -106,10 +106,22 @@ pub async fn grant<S: TokenRecords + RefreshFamilies + AssertionReplays>(
         .collect();
     let scopes = narrow(ctx.params.get("scope"), &still_allowed)?;
 
+    // RFC 9449 §5: a public client's refresh token is bound to the key of the proof it is
+    // issued with; a family begun without one is bound at its first refresh with one.
+    let bind_jkt = ctx
+        .dpop
+        .filter(|_| client.public && family.jkt.is_none())
+        .map(|proof| proof.jkt.as_str());
     let next = RefreshToken::next_in(&family.family_id);
     match ctx
         .store
-        .rotate(&family.family_id, &presented_hash, &next.hash(), ctx.now)
+        .rotate(
+            &family.family_id,
+            &presented_hash,
+            &next.hash(),
+            ctx.now,
+            bind_jkt,
+        )
         .await?
     {
         Rotation::Rotated => {}

@@ -601,8 +601,9 @@ impl RefreshFamilies for DynamoStore {
         presented_hash: &str,
         new_hash: &str,
         now: i64,
+        bind_jkt: Option<&str>,
     ) -> Result<Rotation, StoreError> {
-        let result = self
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -612,9 +613,15 @@ impl RefreshFamilies for DynamoStore {
             .expression_attribute_values(":new", s(new_hash))
             .expression_attribute_values(":presented", s(presented_hash))
             .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await;
+            .expression_attribute_values(":now", n(now));
+        if let Some(jkt) = bind_jkt {
+            update = update
+                .update_expression(
+                    "SET current_hash = :new, issued_at = :now, jkt = if_not_exists(jkt, :jkt)",
+                )
+                .expression_attribute_values(":jkt", s(jkt));
+        }
+        let result = update.send().await;
         match result {
             Ok(_) => Ok(Rotation::Rotated),
             Err(e) if is_conditional_check_failure(&e) => {

@@ -200,12 +200,16 @@ impl RefreshFamilies for MemoryStore {
         presented_hash: &str,
         new_hash: &str,
         now: i64,
+        bind_jkt: Option<&str>,
     ) -> Result<Rotation, StoreError> {
         let mut families = lock(&self.records.families)?;
         match families.get_mut(family_id) {
             Some(f) if f.current_hash == presented_hash && !f.revoked && f.exp > now => {
                 f.current_hash = new_hash.to_owned();
                 f.issued_at = now;
+                if f.jkt.is_none() {
+                    f.jkt = bind_jkt.map(str::to_owned);
+                }
                 Ok(Rotation::Rotated)
             }
             _ => Ok(Rotation::Rejected),

@@ -551,13 +551,15 @@ pub trait RefreshFamilies: Send + Sync {
 
     /// Replaces `presented_hash` by `new_hash` (and `issued_at` by `now`) only if it is still
     /// current, the family is not revoked and not expired — a single conditional write, so of
-    /// N racing rotations one wins.
+    /// N racing rotations one wins. `bind_jkt` binds a family not yet bound to a DPoP key to
+    /// that one (a family already bound keeps its key).
     fn rotate(
         &self,
         family_id: &str,
         presented_hash: &str,
         new_hash: &str,
         now: i64,
+        bind_jkt: Option<&str>,
     ) -> impl Future<Output = Result<Rotation, StoreError>> + Send;
 
     fn revoke_family(&self, family_id: &str)

@@ -22,6 +22,11 @@ pub const TOKEN_TYPE: &str = "DPoP";
 /// RFC 9449 §4.2.
 pub const PROOF_TYP: &str = "dpop+jwt";
 
+/// The `token_type` of an access token (RFC 6749 §7.1): `DPoP` when bound to a key.
+pub fn token_type(bound: bool) -> &'static str {
+    if bound { TOKEN_TYPE } else { "Bearer" }
+}
+
 /// How old a proof may be (RFC 9449 §11.1 leaves the window to the server). Proofs are made
 /// for one request and sent at once; a minute absorbs clock skew without keeping `jti`s long.
 pub const MAX_AGE_SECONDS: i64 = 60;
@@ -77,7 +82,6 @@ struct ProofHeader {
     alg: String,
     jwk: serde_json::Value,
     /// RFC 7515 §4.1.11: extensions we would have to understand; we understand none.
-    #[serde(default)]
     crit: Option<serde_json::Value>,
 }
 
@@ -133,8 +137,10 @@ pub fn access_token_hash(token: &str) -> String {
     sha256_b64(token.as_bytes())
 }
 
-/// Checks a DPoP proof (RFC 9449 §4.3, rules 2-12; the caller checks there was one header and,
-/// when it requires one, the nonce). The error is a fixed description for `invalid_dpop_proof`.
+/// Checks a DPoP proof on its own (RFC 9449 §4.3 rules 2-9, 11 and the `ath` of 12). The
+/// callers check the rest: one header (rule 1), the nonce when they require one (rule 10),
+/// the bound token's `cnf.jkt` (rule 12) and the `jti`'s single use. The error is a fixed
+/// description for `invalid_dpop_proof`.
 pub fn verify(proof: &str, expected: &Expected) -> Result<Proof, &'static str> {
     const MALFORMED: &str = "the DPoP proof is not a valid JWT";
     if proof.len() > MAX_PROOF_LEN {
@@ -163,7 +169,7 @@ pub fn verify(proof: &str, expected: &Expected) -> Result<Proof, &'static str> {
     let claims: ProofClaims = decode_part(jws.claims)
         .ok_or("the DPoP proof lacks one of jti, htm, htu and iat (integer)")?;
     if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
-        return Err("the DPoP proof's jti must be 1 to 256 characters");
+        return Err("the DPoP proof's jti must be 1 to 256 bytes");
     }
     if claims.htm != expected.method {
         return Err("the DPoP proof's htm is not this request's method");
@@ -213,24 +219,37 @@ pub fn thumbprint(jwk: &serde_json::Value) -> Option<String> {
     Some(sha256_b64(canonical.as_bytes()))
 }
 
-/// Whether `htu` names `url`: query and fragment ignored (RFC 9449 §4.3 rule 9), scheme and
-/// host case-insensitive (RFC 3986 §6.2.2.1), a trailing slash ignored.
+/// Whether `htu` names `url`: query and fragment ignored (RFC 9449 §4.3 rule 9); scheme and
+/// host case-insensitive, the scheme's default port implied (RFC 3986 §6.2.2.1, §6.2.3); one
+/// trailing slash ignored.
 fn same_url(htu: &str, url: &str) -> bool {
     let htu = htu.split(['?', '#']).next().unwrap_or_default();
-    let (htu, url) = (htu.trim_end_matches('/'), url.trim_end_matches('/'));
-    let split = |u: &str| -> Option<(usize, usize)> {
-        let authority = u.find("://")? + 3;
-        Some((
-            authority,
-            u[authority..].find('/').map_or(u.len(), |p| authority + p),
-        ))
-    };
-    match (split(htu), split(url)) {
-        (Some((_, a)), Some((_, b))) => {
-            htu[..a].eq_ignore_ascii_case(&url[..b]) && htu[a..] == url[b..]
-        }
+    match (normalized(htu), normalized(url)) {
+        (Some(a), Some(b)) => a == b,
         _ => false,
     }
+}
+
+/// `scheme://authority` lower-cased without a default port, and the path without one
+/// trailing slash.
+fn normalized(url: &str) -> Option<(String, &str)> {
+    let after_scheme = url.find("://")? + 3;
+    let path_at = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |p| after_scheme + p);
+    let origin = url[..path_at].to_ascii_lowercase();
+    let without_default_port = match origin.split_once("://") {
+        Some(("https", authority)) => authority
+            .strip_suffix(":443")
+            .map(|a| format!("https://{a}")),
+        Some(("http", authority)) => authority.strip_suffix(":80").map(|a| format!("http://{a}")),
+        _ => None,
+    };
+    let path = &url[path_at..];
+    Some((
+        without_default_port.unwrap_or(origin),
+        path.strip_suffix('/').unwrap_or(path),
+    ))
 }
 
 #[cfg(test)]
@@ -326,6 +345,18 @@ mod tests {
         let mut private = crate::testing::dpop_public_jwk(Alg::Es256);
         private["d"] = json!("AAAA");
         assert!(check(json!({ "jwk": private }), claims_with(json!({}))).is_err());
+        // A key claiming another curve than its algorithm's (its thumbprint would be another).
+        let mut p384 = crate::testing::dpop_public_jwk(Alg::Es256);
+        p384["crv"] = json!("P-384");
+        assert!(check(json!({ "jwk": p384 }), claims_with(json!({}))).is_err());
+        let mut ed448 = crate::testing::dpop_public_jwk(Alg::EdDsa);
+        ed448["crv"] = json!("Ed448");
+        let proof = dpop_proof_with(
+            Alg::EdDsa,
+            &json!({ "jwk": ed448 }),
+            &claims_with(json!({})),
+        );
+        assert!(verify(&proof, &expected(None)).is_err());
     }
 
     #[test]
@@ -338,6 +369,9 @@ mod tests {
             json!({"htm": null}),
             json!({"htu": "https://id.example.com/oauth/v2/revoke"}),
             json!({"htu": "https://evil.example.com/oauth/v2/token"}),
+            json!({"htu": "https://id.example.com:8443/oauth/v2/token"}),
+            json!({"htu": "http://id.example.com/oauth/v2/token"}),
+            json!({"htu": "https://id.example.com/oauth/v2/token//"}),
             json!({"htu": null}),
             json!({"iat": NOW - MAX_AGE_SECONDS - 1}),
             json!({"iat": NOW + 6}),
@@ -355,6 +389,7 @@ mod tests {
             json!({"iat": NOW + 5}),
             json!({"htu": format!("{URL}?x=1#f")}),
             json!({"htu": "HTTPS://ID.EXAMPLE.COM/oauth/v2/token/"}),
+            json!({"htu": "https://id.example.com:443/oauth/v2/token"}),
             json!({"nonce": "n-1"}),
         ];
         for changes in accepted {

@@ -62,16 +62,20 @@ pub fn decode_part<T: serde::de::DeserializeOwned>(part: &str) -> Option<T> {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()
 }
 
-/// Whether `jwk` may verify an `alg` signature: the algorithm's key family, and the key's own
-/// `alg` and `use` when it declares them.
+/// Whether `jwk` may verify an `alg` signature: the algorithm's key type and curve (RFC 7518
+/// §3.4, RFC 8037 §3.1: a key claiming another curve would verify under a false name), and the
+/// key's own `alg` and `use` when it declares them.
 pub fn fits(jwk: &Jwk, alg: Algorithm) -> bool {
     use Algorithm::{ES256, ES384, EdDSA, PS256, PS384, PS512, RS256, RS384, RS512};
+    use jsonwebtoken::jwk::EllipticCurve::{Ed25519, P256, P384};
     let family_fits = match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => {
             matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512)
         }
-        AlgorithmParameters::EllipticCurve(_) => matches!(alg, ES256 | ES384),
-        AlgorithmParameters::OctetKeyPair(_) => alg == EdDSA,
+        AlgorithmParameters::EllipticCurve(ec) => {
+            matches!((alg, &ec.curve), (ES256, P256) | (ES384, P384))
+        }
+        AlgorithmParameters::OctetKeyPair(okp) => alg == EdDSA && okp.curve == Ed25519,
         _ => false,
     };
     let declared_alg_fits = jwk
