@@ -375,3 +375,21 @@ def test_with_nonces_required_proofs_carry_the_servers_nonce(stack, service, use
         info = run_rp({**rp, "op": "userinfo", "access_token": access,
                        "sub": user["user_id"]})["userinfo"]
         assert info["sub"] == user["user_id"], info
+
+
+def test_oauthctl_client_update_turns_require_dpop_on_and_off(stack):
+    # GIVEN a client that takes bearer tokens
+    client = make_client(stack)
+    assert_success(cc_with_proof(stack, client, None))
+    # WHEN DPoP is required THEN a request without a proof gets no token
+    shown = stack.oauthctl("client", "update", client["client_id"], "--require-dpop", "true")
+    assert shown["dpop_bound_access_tokens"] is True, shown
+    assert_invalid_proof(cc_with_proof(stack, client, None))
+    key = new_key()
+    assert_bound(cc_with_proof(stack, client, proof(key, "POST", token_url(stack))), key, stack)
+    # WHEN it is no longer required THEN bearer tokens again
+    stack.oauthctl("client", "update", client["client_id"], "--require-dpop", "false")
+    assert_success(cc_with_proof(stack, client, None))
+    # AND an update that changes nothing is refused
+    with pytest.raises(Exception, match="nothing to change"):
+        stack.oauthctl("client", "update", client["client_id"])

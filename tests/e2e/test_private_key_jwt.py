@@ -815,3 +815,29 @@ def test_secret_client_cannot_authenticate_with_an_assertion(stack, pk):
     assert_invalid_client(token_request(stack, assertion, client_id=client["client_id"]),
                           assertion)
     assert_success(cc_token(stack, client))
+
+
+# ============================================================ rolling a client's keys
+def test_oauthctl_client_update_rolls_a_clients_keys(stack, tmp_path):
+    # GIVEN a private_key_jwt client registered with one key
+    old, new = new_signer("ec"), new_signer("ed")
+    client = register(stack, tmp_path, ec=old)
+    assert_success(token_request(stack, sign(old, claims(stack, client.client_id))))
+    # WHEN its JWKS is replaced by one with the old and the new key THEN both authenticate
+    both = write_jwks(tmp_path, [old.public_jwk, new.public_jwk])
+    stack.oauthctl("client", "update", client.client_id, "--jwks", str(both))
+    for signer in (old, new):
+        assert_success(token_request(stack, sign(signer, claims(stack, client.client_id))))
+    # WHEN the old key is dropped THEN only the new one does
+    stack.oauthctl("client", "update", client.client_id,
+                   "--jwks", str(write_jwks(tmp_path, [new.public_jwk])))
+    assert_invalid_client(token_request(stack, sign(old, claims(stack, client.client_id))))
+    assert_success(token_request(stack, sign(new, claims(stack, client.client_id))))
+    # AND the same checks as at registration apply, and a secret client has no keys to replace
+    with pytest.raises(Exception, match="private"):
+        stack.oauthctl("client", "update", client.client_id,
+                       "--jwks", str(write_jwks(tmp_path, [new.private_jwk])))
+    secret_client = make_client(stack)
+    with pytest.raises(Exception, match="no keys"):
+        stack.oauthctl("client", "update", secret_client["client_id"],
+                       "--jwks", str(write_jwks(tmp_path, [new.public_jwk])))

@@ -78,6 +78,18 @@ pub enum ClientCommand {
     Show {
         client_id: String,
     },
+    /// Change settings of a client: the ones given change, the rest stay. A warm token
+    /// function with CLIENT_CACHE_SECONDS may serve the old record for up to that long.
+    Update {
+        client_id: String,
+        /// Require a DPoP proof with every token request (`true`), or stop requiring it.
+        #[arg(long)]
+        require_dpop: Option<bool>,
+        /// Replace a private_key_jwt client's public keys with this JWKS file (rolling keys:
+        /// list the new key beside the old one, then drop the old one later).
+        #[arg(long)]
+        jwks: Option<std::path::PathBuf>,
+    },
     Disable {
         client_id: String,
     },
@@ -368,6 +380,35 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
             Ok(json!(clients.iter().map(view).collect::<Vec<_>>()))
         }
         ClientCommand::Show { client_id } => Ok(view(&existing(admin, &client_id).await?)),
+        ClientCommand::Update {
+            client_id,
+            require_dpop,
+            jwks,
+        } => {
+            if require_dpop.is_none() && jwks.is_none() {
+                return Err("nothing to change: give --require-dpop or --jwks".into());
+            }
+            let mut client = existing(admin, &client_id).await?;
+            if let Some(required) = require_dpop {
+                client.dpop_bound_access_tokens = required;
+            }
+            if let Some(path) = jwks {
+                if client.jwks.is_none() {
+                    return Err(format!(
+                        "{client_id:?} does not authenticate with private_key_jwt: it has no keys"
+                    ));
+                }
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("--jwks {}: {e}", path.display()))?;
+                client.jwks = Some(validate_client_jwks(&text)?);
+            }
+            admin
+                .store
+                .put_client(&client, false)
+                .await
+                .map_err(store_error)?;
+            Ok(view(&client))
+        }
         ClientCommand::Disable { client_id } => set_enabled(admin, &client_id, false).await,
         ClientCommand::Enable { client_id } => set_enabled(admin, &client_id, true).await,
         ClientCommand::Delete { client_id } => {
