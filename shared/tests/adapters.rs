@@ -111,6 +111,12 @@ fn family_only(id: &str) -> Wanted<'_> {
     }
 }
 
+/// The family `id` as the store reads it (it must exist).
+async fn stored_family(store: &DynamoStore, id: &str) -> RefreshFamily {
+    let found = store.read(family_only(id)).await.unwrap();
+    found.family.expect("the family exists")
+}
+
 /// The raw item under `pk`, as DynamoDB holds it.
 async fn raw_item(
     store: &DynamoStore,
@@ -409,12 +415,7 @@ async fn rotation_is_conditional_and_exactly_one_of_many_racers_wins() {
     assert_eq!(winners, 1, "one conditional UpdateItem wins");
 
     // A family bound to a DPoP key keeps it; one not yet bound is bound by its rotation.
-    let current = store
-        .read(family_only("fam1"))
-        .await
-        .unwrap()
-        .family
-        .unwrap();
+    let current = stored_family(&store, "fam1").await;
     let bound = current.jkt.clone();
     store
         .rotate(
@@ -426,12 +427,7 @@ async fn rotation_is_conditional_and_exactly_one_of_many_racers_wins() {
         )
         .await
         .unwrap();
-    let after = store
-        .read(family_only("fam1"))
-        .await
-        .unwrap()
-        .family
-        .unwrap();
+    let after = stored_family(&store, "fam1").await;
     assert_eq!((after.current_hash.as_str(), after.jkt), ("h2b", bound));
     let unbound = RefreshFamily {
         jkt: None,
@@ -442,12 +438,7 @@ async fn rotation_is_conditional_and_exactly_one_of_many_racers_wins() {
         .rotate("fam2", "u0", "u1", 100, Some("key-1"))
         .await
         .unwrap();
-    let bound = store
-        .read(family_only("fam2"))
-        .await
-        .unwrap()
-        .family
-        .unwrap();
+    let bound = stored_family(&store, "fam2").await;
     assert_eq!(bound.jkt.as_deref(), Some("key-1"));
 
     store.revoke_family("fam1").await.unwrap();

@@ -82,6 +82,25 @@ fn cc(client_id: &str) -> ApiRequest {
     )
 }
 
+fn str_of(response: &ApiResponse, field: &str) -> String {
+    let body = json_of(response);
+    body[field].as_str().unwrap_or_default().to_owned()
+}
+
+/// RFC 9449 §5: `refresh` of spa is bound to the ES256 fixture key: refused without a proof
+/// and with another key's (leaving the family as it was), refreshed with that key's.
+async fn assert_only_its_key_refreshes(world: &World, refresh: &str) -> ApiResponse {
+    let response = world.refresh("spa", refresh, None).await;
+    assert_eq!(error_of(&response), (400, "invalid_dpop_proof".into()));
+    let other = dpop_proof(Alg::EdDsa, "POST", &token_url());
+    let response = world.refresh("spa", refresh, Some(&other)).await;
+    assert_eq!(error_of(&response), (400, "invalid_grant".into()));
+    let proof = dpop_proof(Alg::Es256, "POST", &token_url());
+    let response = world.refresh("spa", refresh, Some(&proof)).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    response
+}
+
 fn error_of(response: &ApiResponse) -> (u16, String) {
     let body = json_of(response);
     let error = body["error"].as_str().unwrap_or_default().to_owned();
@@ -132,12 +151,17 @@ impl World {
         let body = format!(
             "grant_type=authorization_code&code={code}&redirect_uri={redirect}&code_verifier={VERIFIER}&client_id={client_id}"
         );
+        self.grant(client_id, &body, proof).await
+    }
+
+    /// A token request of `client_id` (spa is public: no secret) with `body` and `proof`.
+    async fn grant(&self, client_id: &str, body: &str, proof: Option<&str>) -> ApiResponse {
         let auth = basic(client_id, CLIENT_SECRET);
         let headers: Vec<(&str, &str)> = match client_id {
             "spa" => vec![],
             _ => vec![("authorization", &auth)],
         };
-        let request = form(&body, &headers);
+        let request = form(body, &headers);
         let request = match proof {
             Some(proof) => with_proof(request, proof),
             None => request,
@@ -147,17 +171,7 @@ impl World {
 
     async fn refresh(&self, client_id: &str, token: &str, proof: Option<&str>) -> ApiResponse {
         let body = format!("grant_type=refresh_token&refresh_token={token}&client_id={client_id}");
-        let auth = basic(client_id, CLIENT_SECRET);
-        let headers: Vec<(&str, &str)> = match client_id {
-            "spa" => vec![],
-            _ => vec![("authorization", &auth)],
-        };
-        let request = form(&body, &headers);
-        let request = match proof {
-            Some(proof) => with_proof(request, proof),
-            None => request,
-        };
-        self.token.handle(&request).await
+        self.grant(client_id, &body, proof).await
     }
 
     async fn userinfo(&self, authorization: &str, proof: Option<&str>) -> ApiResponse {
@@ -313,22 +327,9 @@ async fn a_public_clients_refresh_token_is_bound_to_its_key() {
     let proof = dpop_proof(Alg::Es256, "POST", &token_url());
     let response = world.code_exchange("spa", Some(&proof)).await;
     assert_eq!(response.status, 200, "{}", response.body);
-    let refresh = json_of(&response)["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-
-    // No proof, or a proof by another key: refused, and the family is left as it was.
-    let response = world.refresh("spa", &refresh, None).await;
-    assert_eq!(error_of(&response), (400, "invalid_dpop_proof".into()));
-    let other = dpop_proof(Alg::EdDsa, "POST", &token_url());
-    let response = world.refresh("spa", &refresh, Some(&other)).await;
-    assert_eq!(error_of(&response), (400, "invalid_grant".into()));
-
-    // The key it is bound to refreshes it, and the new access token is bound too.
-    let proof = dpop_proof(Alg::Es256, "POST", &token_url());
-    let response = world.refresh("spa", &refresh, Some(&proof)).await;
-    assert_eq!(response.status, 200, "{}", response.body);
+    let refresh = str_of(&response, "refresh_token");
+    let response = assert_only_its_key_refreshes(&world, &refresh).await;
+    // The new access token is bound too.
     let body = json_of(&response);
     assert_eq!(body["token_type"], "DPoP");
     let access = claims_of(body["access_token"].as_str().unwrap());
@@ -342,10 +343,7 @@ async fn a_confidential_clients_refresh_token_is_bound_by_its_authentication_onl
     let response = world.code_exchange("web", Some(&proof)).await;
     assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(json_of(&response)["token_type"], "DPoP");
-    let refresh = json_of(&response)["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let refresh = str_of(&response, "refresh_token");
     let response = world.refresh("web", &refresh, None).await;
     assert_eq!(response.status, 200, "{}", response.body);
     assert_eq!(json_of(&response)["token_type"], "Bearer");
@@ -356,10 +354,7 @@ async fn userinfo_takes_a_bound_token_only_with_a_proof_by_its_key() {
     let world = world();
     let proof = dpop_proof(Alg::Es256, "POST", &token_url());
     let response = world.code_exchange("spa", Some(&proof)).await;
-    let token = json_of(&response)["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = str_of(&response, "access_token");
 
     let response = world
         .userinfo(
@@ -410,10 +405,7 @@ async fn userinfo_takes_a_bound_token_only_with_a_proof_by_its_key() {
 async fn userinfo_refuses_an_unbound_token_under_the_dpop_scheme_and_names_both_schemes() {
     let world = world();
     let response = world.code_exchange("spa", None).await;
-    let token = json_of(&response)["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = str_of(&response, "access_token");
     assert_eq!(
         world
             .userinfo(&format!("Bearer {token}"), None)
@@ -487,10 +479,7 @@ async fn with_nonces_required_a_proof_must_carry_the_servers_nonce() {
         )
         .await;
     assert_eq!(exchanged.status, 200, "{}", exchanged.body);
-    let user_token = json_of(&exchanged)["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let user_token = str_of(&exchanged, "access_token");
     let response = world
         .userinfo(
             &format!("DPoP {user_token}"),
@@ -552,26 +541,11 @@ async fn a_code_of_a_client_that_requires_dpop_survives_a_request_without_a_proo
 async fn a_public_family_begun_without_a_proof_is_bound_at_its_first_refresh_with_one() {
     let world = world();
     let response = world.code_exchange("spa", None).await;
-    let first = json_of(&response)["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let first = str_of(&response, "refresh_token");
     let proof = dpop_proof(Alg::Es256, "POST", &token_url());
     let response = world.refresh("spa", &first, Some(&proof)).await;
     assert_eq!(response.status, 200, "{}", response.body);
-    let second = json_of(&response)["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    // From now on only that key refreshes it (RFC 9449 §5).
-    let response = world.refresh("spa", &second, None).await;
-    assert_eq!(error_of(&response), (400, "invalid_dpop_proof".into()));
-    let other = dpop_proof(Alg::EdDsa, "POST", &token_url());
-    let response = world.refresh("spa", &second, Some(&other)).await;
-    assert_eq!(error_of(&response), (400, "invalid_grant".into()));
-    let proof = dpop_proof(Alg::Es256, "POST", &token_url());
-    assert_eq!(
-        world.refresh("spa", &second, Some(&proof)).await.status,
-        200
-    );
+    let second = str_of(&response, "refresh_token");
+    // From now on only that key refreshes it.
+    assert_only_its_key_refreshes(&world, &second).await;
 }

@@ -228,6 +228,23 @@ fn ttl(admin: &Admin, name: &str, value: i64) -> Result<i64, String> {
     Ok(value)
 }
 
+/// Writes a changed client over its record; answers its view.
+async fn replace(admin: &Admin, client: &Client) -> CliResult {
+    admin
+        .store
+        .put_client(client, false)
+        .await
+        .map_err(store_error)?;
+    Ok(view(client))
+}
+
+/// A JWKS file a client registers, checked (`validate_client_jwks`) and compact.
+fn read_jwks(path: &std::path::Path) -> Result<String, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("--jwks {}: {e}", path.display()))?;
+    validate_client_jwks(&text)
+}
+
 async fn existing(admin: &Admin, client_id: &str) -> Result<Client, String> {
     admin
         .store
@@ -294,11 +311,7 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
                 }
             }
             let jwks = match (auth_method, jwks) {
-                (AuthMethod::PrivateKeyJwt, Some(path)) if !public => {
-                    let text = std::fs::read_to_string(&path)
-                        .map_err(|e| format!("--jwks {}: {e}", path.display()))?;
-                    Some(validate_client_jwks(&text)?)
-                }
+                (AuthMethod::PrivateKeyJwt, Some(path)) if !public => Some(read_jwks(&path)?),
                 (AuthMethod::PrivateKeyJwt, None) => {
                     return Err("--auth-method private_key_jwt needs --jwks FILE".into());
                 }
@@ -398,16 +411,9 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
                         "{client_id:?} does not authenticate with private_key_jwt: it has no keys"
                     ));
                 }
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("--jwks {}: {e}", path.display()))?;
-                client.jwks = Some(validate_client_jwks(&text)?);
+                client.jwks = Some(read_jwks(&path)?);
             }
-            admin
-                .store
-                .put_client(&client, false)
-                .await
-                .map_err(store_error)?;
-            Ok(view(&client))
+            replace(admin, &client).await
         }
         ClientCommand::Disable { client_id } => set_enabled(admin, &client_id, false).await,
         ClientCommand::Enable { client_id } => set_enabled(admin, &client_id, true).await,
@@ -475,12 +481,7 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
 async fn set_enabled(admin: &Admin, client_id: &str, enabled: bool) -> CliResult {
     let mut client = existing(admin, client_id).await?;
     client.enabled = enabled;
-    admin
-        .store
-        .put_client(&client, false)
-        .await
-        .map_err(store_error)?;
-    Ok(view(&client))
+    replace(admin, &client).await
 }
 
 #[cfg(test)]
