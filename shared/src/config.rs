@@ -37,6 +37,8 @@ pub struct Config {
     /// DPoP proofs must carry a server-provided nonce (`DPOP_NONCE_REQUIRED`, RFC 9449 §8-9):
     /// a proof made in advance, before the nonce existed, is refused.
     pub dpop_nonce_required: bool,
+    /// Every client's authorization requests only as pushed ones (`REQUIRE_PAR`, RFC 9126 §5).
+    pub require_par: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -109,18 +111,11 @@ impl Config {
             logo_url: get("LOGIN_LOGO_URL"),
             extra_css: get("LOGIN_EXTRA_CSS"),
         };
-        let dpop_nonce_required = match get("DPOP_NONCE_REQUIRED").as_deref().map(str::trim) {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(_) => {
-                return Err(ConfigError::Invalid(
-                    "DPOP_NONCE_REQUIRED",
-                    "expected true or false",
-                ));
-            }
-        };
+        let dpop_nonce_required = parse_bool(get("DPOP_NONCE_REQUIRED"), "DPOP_NONCE_REQUIRED")?;
+        let require_par = parse_bool(get("REQUIRE_PAR"), "REQUIRE_PAR")?;
         Ok(Self {
             dpop_nonce_required,
+            require_par,
             session_idle,
             session_max,
             branding,
@@ -136,6 +131,15 @@ impl Config {
                 .map_err(|_| ConfigError::Invalid("LOCKOUT_THRESHOLD", "too large"))?,
             lockout_window,
         })
+    }
+}
+
+/// `true` or `false`; absent is false.
+fn parse_bool(value: Option<String>, name: &'static str) -> Result<bool, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ConfigError::Invalid(name, "expected true or false")),
     }
 }
 

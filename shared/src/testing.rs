@@ -103,6 +103,7 @@ pub fn client(id: &str, grants: &[GrantType]) -> Client {
         post_logout_redirect_uris: Vec::new(),
         jwks: None,
         dpop_bound_access_tokens: false,
+        require_pushed_authorization_requests: false,
     }
 }
 

@@ -78,6 +78,7 @@ fn client(id: &str, secret: &str) -> Client {
         post_logout_redirect_uris: Vec::new(),
         jwks: None,
         dpop_bound_access_tokens: true,
+        require_pushed_authorization_requests: true,
     }
 }
 

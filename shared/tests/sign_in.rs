@@ -5,7 +5,7 @@
 mod support;
 
 use shared::authorize::pkce::challenge_of;
-use shared::endpoints::authorize::{AuthorizeService, LOGIN_PATH, LOGOUT_PATH, SESSION_COOKIE};
+use shared::endpoints::authorize::{AuthorizeService, LOGOUT_PATH, SESSION_COOKIE};
 use shared::endpoints::token::TokenService;
 use shared::endpoints::tokeninfo::TokenInfoService;
 use shared::http::{ApiRequest, ApiResponse};
@@ -76,37 +76,6 @@ fn with_cookie(mut request: ApiRequest, cookie: Option<&str>) -> ApiRequest {
     request
 }
 
-/// The hidden value `name` of the page's form.
-fn hidden(page: &ApiResponse, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = page
-        .body
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {}", page.body))
-        + marker.len();
-    let end = page.body[start..].find('"').unwrap() + start;
-    page.body[start..end].to_owned()
-}
-
-fn login_form(page: &ApiResponse, password: &str, site: &str) -> ApiRequest {
-    login_form_as(page, USERNAME, password, site)
-}
-
-fn login_form_as(page: &ApiResponse, username: &str, password: &str, site: &str) -> ApiRequest {
-    let body = format!(
-        "transaction={}&csrf_token={}&username={username}&password={}",
-        hidden(page, "transaction"),
-        hidden(page, "csrf_token"),
-        form_urlencoded::byte_serialize(password.as_bytes()).collect::<String>()
-    );
-    post(
-        LOGIN_PATH,
-        "application/x-www-form-urlencoded",
-        &body,
-        &[("sec-fetch-site", site)],
-    )
-}
-
 /// The consent page's form, answered `decision`, from the browser holding `cookie`.
 fn decision(consent: &ApiResponse, cookie: &str, decision: &str) -> ApiRequest {
     let body = format!(
@@ -125,18 +94,6 @@ fn decision(consent: &ApiResponse, cookie: &str, decision: &str) -> ApiRequest {
         format!("{SESSION_COOKIE}={cookie}").parse().unwrap(),
     );
     request
-}
-
-/// The query parameters of a 303's Location, which must go to the registered redirect URI.
-fn redirected(response: &ApiResponse) -> std::collections::HashMap<String, String> {
-    assert_eq!(response.status, 303, "{}", response.body);
-    let location = response.header_value("location").unwrap();
-    let query = location
-        .strip_prefix(&format!("{REDIRECT_URI}?"))
-        .unwrap_or_else(|| panic!("redirected elsewhere: {location}"));
-    form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect()
 }
 
 fn cookie_of(response: &ApiResponse) -> String {

@@ -73,6 +73,10 @@ pub enum ClientCommand {
         /// to the client's key, none is a bearer token.
         #[arg(long)]
         require_dpop: bool,
+        /// Authorization requests only through PAR (RFC 9126): the browser carries a
+        /// `request_uri`, never the parameters.
+        #[arg(long)]
+        require_par: bool,
     },
     List,
     Show {
@@ -85,6 +89,9 @@ pub enum ClientCommand {
         /// Require a DPoP proof with every token request (`true`), or stop requiring it.
         #[arg(long)]
         require_dpop: Option<bool>,
+        /// Take authorization requests only through PAR (`true`), or also directly.
+        #[arg(long)]
+        require_par: Option<bool>,
         /// Replace a private_key_jwt client's public keys with this JWKS file (rolling keys:
         /// list the new key beside the old one, then drop the old one later).
         #[arg(long)]
@@ -182,6 +189,7 @@ fn view(client: &Client) -> serde_json::Value {
         "pkce_required": client.pkce_required,
         "consent": client.consent,
         "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
+        "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
         "access_token_ttl": client.access_token_ttl,
         "refresh_token_ttl": client.refresh_token_ttl,
         "audience": client.audience,
@@ -275,6 +283,7 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
             auth_method,
             jwks,
             require_dpop,
+            require_par,
         } => {
             let client_id = id.unwrap_or_else(generated_id);
             validate_id(&client_id)?;
@@ -366,6 +375,7 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
                 post_logout_redirect_uris,
                 jwks,
                 dpop_bound_access_tokens: require_dpop,
+                require_pushed_authorization_requests: require_par,
             };
             if !admin
                 .store
@@ -396,14 +406,20 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
         ClientCommand::Update {
             client_id,
             require_dpop,
+            require_par,
             jwks,
         } => {
-            if require_dpop.is_none() && jwks.is_none() {
-                return Err("nothing to change: give --require-dpop or --jwks".into());
+            if require_dpop.is_none() && require_par.is_none() && jwks.is_none() {
+                return Err(
+                    "nothing to change: give --require-dpop, --require-par or --jwks".into(),
+                );
             }
             let mut client = existing(admin, &client_id).await?;
             if let Some(required) = require_dpop {
                 client.dpop_bound_access_tokens = required;
+            }
+            if let Some(required) = require_par {
+                client.require_pushed_authorization_requests = required;
             }
             if let Some(path) = jwks {
                 if client.jwks.is_none() {

@@ -5,4 +5,5 @@
 pub mod code;
 pub mod page;
 pub mod pkce;
+pub mod pushed;
 pub mod request;

@@ -37,6 +37,8 @@ pub mod messages {
     /// A login or consent POST that failed the CSRF checks.
     pub const REQUEST_REJECTED: &str =
         "This sign-in request could not be verified. Go back to the application and sign in again.";
+    /// A pushed request (`request_uri`) that is unknown, used, expired or another client's.
+    pub const PUSHED_REQUEST_UNUSABLE: &str = "This sign-in link has expired or was already used. Go back to the application and sign in again.";
     /// A logout request whose `post_logout_redirect_uri` or `client_id` does not match.
     pub const INVALID_LOGOUT: &str = "This sign-out link is not valid: the application is unknown or its return address is not registered.";
 }

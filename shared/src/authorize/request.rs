@@ -37,6 +37,17 @@ impl RawRequest {
         self.pairs.iter().filter(|(k, _)| k == name).count() > 1
     }
 
+    /// The parameters as a form again, without those named in `dropped`.
+    pub fn encoded_without(&self, dropped: &[&str]) -> String {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in &self.pairs {
+            if !dropped.contains(&name.as_str()) {
+                form.append_pair(name, value);
+            }
+        }
+        form.finish()
+    }
+
     pub fn any_repeated(&self) -> bool {
         self.pairs
             .iter()

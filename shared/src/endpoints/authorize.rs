@@ -11,6 +11,7 @@ use super::issuer;
 use crate::audit::{self, Event, Record};
 use crate::authorize::code::{CODE_LIFETIME_SECONDS, issue_code};
 use crate::authorize::page::{self, messages};
+use crate::authorize::pushed;
 use crate::authorize::request::{
     AuthorizationRequest, AuthorizeError, RawRequest, Refusal, ReplyTo, ResponseMode, error_params,
     redirect_with, trusted_reply, validate,
@@ -23,8 +24,8 @@ use crate::http::{ApiRequest, ApiResponse};
 use crate::keys::{KeyCache, KeySource};
 use crate::storage::{
     AuthorizationCode, AuthorizationCodes, BrowserSession, Consent, FailureCounters,
-    LoginTransaction, RefreshFamilies, RefreshFamily, SignInRecords, TokenRecords, Wanted,
-    client_key, username_key,
+    LoginTransaction, PushedRequests, RefreshFamilies, RefreshFamily, SignInRecords, TokenRecords,
+    Wanted, client_key, username_key,
 };
 use crate::tokens::refresh::RefreshToken;
 use crate::tokens::verify::{verify_id_token_hint, verify_with_cache};
@@ -41,11 +42,21 @@ pub const TRANSACTION_SECONDS: i64 = 15 * 60;
 
 /// Storage the authorize function needs.
 pub trait AuthorizeStore:
-    TokenRecords + SignInRecords + AuthorizationCodes + FailureCounters + RefreshFamilies
+    TokenRecords
+    + SignInRecords
+    + AuthorizationCodes
+    + FailureCounters
+    + RefreshFamilies
+    + PushedRequests
 {
 }
 impl<T> AuthorizeStore for T where
-    T: TokenRecords + SignInRecords + AuthorizationCodes + FailureCounters + RefreshFamilies
+    T: TokenRecords
+        + SignInRecords
+        + AuthorizationCodes
+        + FailureCounters
+        + RefreshFamilies
+        + PushedRequests
 {
 }
 
@@ -185,6 +196,19 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
     ) -> Result<ApiResponse, OAuthError> {
         let now = crate::now_epoch();
         let issuer = issuer(&self.config, request)?;
+        // RFC 9126 §4: a pushed request stands for its parameters, taken once; the browser's
+        // others do not count (RFC 9101 §6.3).
+        let pushed = raw.get("request_uri").is_some();
+        let raw = match raw.get("request_uri") {
+            Some(request_uri) => match self
+                .take_pushed(request_uri, raw.get("client_id"), now)
+                .await?
+            {
+                Some(pushed) => pushed,
+                None => return Ok(self.error_page(messages::PUSHED_REQUEST_UNUSABLE)),
+            },
+            None => raw,
+        };
         let cookie = session_secret(request);
         let cookie_hash = cookie.as_deref().map(|c| sha256_b64(c.as_bytes()));
         let found = self
@@ -209,6 +233,15 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
                 return Ok(reply_error(&reply_to, error, &issuer));
             }
         };
+        // RFC 9126 §5-6: a client (or a deployment) that requires PAR takes nothing else.
+        let par_required =
+            self.config.require_par || authz.client.require_pushed_authorization_requests;
+        if par_required && !pushed {
+            let error = AuthorizeError::InvalidRequest(
+                "this client sends authorization requests only through PAR (request_uri)",
+            );
+            return Ok(reply_error(&authz.reply, error, &issuer));
+        }
         let session = found.session.filter(|s| s.live(now));
         // OIDC Core §3.1.2.1 `max_age`; 0 asks for a login now (SPEC §12), whatever the clock.
         let fresh_enough = |s: &BrowserSession| match authz.max_age {
@@ -254,6 +287,21 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
                 ))
             }
         }
+    }
+
+    /// The parameters of the pushed request `request_uri` names, taken (one conditional
+    /// delete) if it is ours, live and pushed by `client_id`.
+    async fn take_pushed(
+        &self,
+        request_uri: &str,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<Option<RawRequest>, OAuthError> {
+        let Some(reference_hash) = pushed::reference_hash(request_uri) else {
+            return Ok(None);
+        };
+        let taken = self.store.take_request(&reference_hash, now).await?;
+        Ok(taken.and_then(|record| pushed::parameters_of(record, client_id)))
     }
 
     /// OIDC Core §3.1.2.1: an `id_token_hint` names the user the client expects; a session of

@@ -66,8 +66,9 @@ pub struct DiscoveryService<K> {
     pub keys: KeyCache<K>,
 }
 
-/// The authorization-server metadata for `issuer` (SPEC §3).
-pub fn metadata(issuer: &str) -> serde_json::Value {
+/// The authorization-server metadata for `issuer` (SPEC §3); `require_par` is the
+/// deployment's `REQUIRE_PAR`.
+pub fn metadata(issuer: &str, require_par: bool) -> serde_json::Value {
     serde_json::json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/v2/token"),
@@ -77,6 +78,9 @@ pub fn metadata(issuer: &str) -> serde_json::Value {
         "revocation_endpoint": format!("{issuer}/v2/revoke"),
         "authorization_endpoint": format!("{issuer}/v2/authorize"),
         "end_session_endpoint": format!("{issuer}/v2/logout"),
+        // RFC 9126 §5.
+        "pushed_authorization_request_endpoint": format!("{issuer}/v2/par"),
+        "require_pushed_authorization_requests": require_par,
         "grant_types_supported":
             ["authorization_code", "client_credentials", "password", "refresh_token"],
         "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
@@ -134,7 +138,8 @@ impl<K: KeySource> DiscoveryService<K> {
                     body: keys.jwks_json().to_owned(),
                 })
         } else {
-            issuer(&self.config, request).map(|issuer| ApiResponse::json(200, &metadata(&issuer)))
+            issuer(&self.config, request)
+                .map(|issuer| ApiResponse::json(200, &metadata(&issuer, self.config.require_par)))
         };
         match result {
             Ok(response) => response.public_cacheable(MAX_AGE_SECONDS),

@@ -5,6 +5,8 @@ use super::{
     issuer, verified_dpop_proof, with_dpop_nonce,
 };
 use crate::audit::{self, Event, Record};
+use crate::authorize::pushed;
+use crate::authorize::request::RawRequest;
 use crate::config::Config;
 use crate::error::OAuthError;
 use crate::grants::client_cache::ClientCache;
@@ -14,7 +16,7 @@ use crate::keys::{KeyCache, KeySource};
 use crate::request::{parse_body, presented_credentials};
 use crate::storage::{
     AssertionReplays, AuthorizationCodes, Client, ClientDirectory, FailureCounters, GrantType,
-    LoginDirectory, RefreshFamilies, Revocations, TokenRecords, Wanted, client_key,
+    LoginDirectory, PushedRequests, RefreshFamilies, Revocations, TokenRecords, Wanted, client_key,
 };
 use crate::tokens::dpop;
 use crate::tokens::refresh::RefreshToken;
@@ -24,6 +26,11 @@ use crate::tokens::verify::{verify_access_token, verify_with_cache};
 pub const TOKEN_PATHS: [&str; 3] = ["/oauth/v2/token", "/oauth2/token", "/api/id/v1/auth/token"];
 
 pub const REVOKE_PATH: &str = "/oauth/v2/revoke";
+
+/// RFC 9126 pushed authorization requests.
+pub const PAR_PATH: &str = "/oauth/v2/par";
+/// The path of the PAR endpoint under the issuer (discovery, assertion audiences).
+pub const PAR_ENDPOINT: &str = "/v2/par";
 
 /// Storage the token function needs.
 pub trait TokenStore:
@@ -35,6 +42,7 @@ pub trait TokenStore:
     + TokenRecords
     + AuthorizationCodes
     + AssertionReplays
+    + PushedRequests
 {
 }
 impl<
@@ -45,7 +53,8 @@ impl<
         + Revocations
         + TokenRecords
         + AuthorizationCodes
-        + AssertionReplays,
+        + AssertionReplays
+        + PushedRequests,
 > TokenStore for T
 {
 }
@@ -80,11 +89,18 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
     pub async fn handle(&self, request: &ApiRequest) -> ApiResponse {
         let path = request.path.trim_end_matches('/');
         let is_revoke = path == REVOKE_PATH;
-        if !is_revoke && !TOKEN_PATHS.contains(&path) {
+        let is_par = path == PAR_PATH;
+        if !is_revoke && !is_par && !TOKEN_PATHS.contains(&path) {
             return ApiResponse::not_found();
         }
         if request.method != http::Method::POST {
             return ApiResponse::method_not_allowed("POST");
+        }
+        if is_par {
+            return self
+                .push(request)
+                .await
+                .unwrap_or_else(OAuthError::into_response);
         }
         if is_revoke {
             return match self.revoke(request).await {
@@ -207,6 +223,39 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
 }
 
 impl<S: TokenStore, K: KeySource> TokenService<S, K> {
+    /// RFC 9126 §2: a client-authenticated push of authorization parameters, checked as the
+    /// authorization endpoint checks them, stored once for `LIFETIME_SECONDS` (one PutItem);
+    /// `201` with the `request_uri` that stands for them.
+    async fn push(&self, request: &ApiRequest) -> Result<ApiResponse, OAuthError> {
+        // RFC 9126 §2.1: the parameters come as a form.
+        if request.media_type().as_deref() != Some("application/x-www-form-urlencoded") {
+            return Err(OAuthError::InvalidRequest(
+                "a pushed authorization request is an application/x-www-form-urlencoded POST",
+            ));
+        }
+        let now = crate::now_epoch();
+        let (_, client) =
+            authenticated_request(&self.config, &self.store, request, PAR_ENDPOINT, now).await?;
+        let raw = RawRequest::from_form(&request.body);
+        let pushed = match pushed::push(&raw, &client, now) {
+            Ok(pushed) => pushed,
+            // RFC 9126 §2.3: the authorization endpoint's error, as a JSON error.
+            Err(error) => {
+                let body = serde_json::json!({
+                    "error": error.code(),
+                    "error_description": error.description(),
+                });
+                return Ok(ApiResponse::json(400, &body).no_store());
+            }
+        };
+        self.store.push_request(&pushed.record).await?;
+        let body = serde_json::json!({
+            "request_uri": pushed.request_uri,
+            "expires_in": pushed::LIFETIME_SECONDS,
+        });
+        Ok(ApiResponse::json(201, &body).no_store())
+    }
+
     /// RFC 7009: a refresh token revokes its family (and so every access token carrying its
     /// `sid`); an access token is marked revoked until its `exp`. Unknown, invalid or already
     /// revoked tokens are a no-op; another client's token is refused.

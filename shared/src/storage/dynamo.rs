@@ -18,8 +18,9 @@ use super::aws::unavailable;
 use super::{
     Account, AssertionReplays, AuthorizationCode, AuthorizationCodes, BrowserSession, Client,
     ClientDirectory, Consent, Counted, FailureCounter, FailureCounters, Found, LoginDirectory,
-    LoginRecords, LoginTransaction, Redemption, RefreshFamilies, RefreshFamily, Revocations,
-    RevokedToken, Rotation, SignInRecords, TokenRecords, User, Wanted, keys,
+    LoginRecords, LoginTransaction, PushedRequest, PushedRequests, Redemption, RefreshFamilies,
+    RefreshFamily, Revocations, RevokedToken, Rotation, SignInRecords, TokenRecords, User, Wanted,
+    keys,
 };
 use crate::error::StoreError;
 
@@ -714,6 +715,37 @@ impl AssertionReplays for DynamoStore {
 /// A code item is kept this long past its expiry, so that a late second use is still seen as
 /// reuse (and revokes what the first issued) rather than as an unknown code.
 const CODE_RETENTION_SECONDS: i64 = 3600;
+
+impl PushedRequests for DynamoStore {
+    async fn push_request(&self, request: &PushedRequest) -> Result<(), StoreError> {
+        let pk = keys::pushed_request(&request.reference_hash);
+        self.put_new(pk, request, request.exp, "pushed request")
+            .await
+    }
+
+    async fn take_request(
+        &self,
+        reference_hash: &str,
+        now: i64,
+    ) -> Result<Option<PushedRequest>, StoreError> {
+        use aws_sdk_dynamodb::types::ReturnValue;
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(keys::pushed_request(reference_hash))))
+            .condition_expression("attribute_exists(pk) AND exp > :now")
+            .expression_attribute_values(":now", n(now))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => out.attributes.map(decode).transpose(),
+            Err(e) if is_conditional_check_failure(&e) => Ok(None),
+            Err(e) => Err(unavailable("DeleteItem")(e)),
+        }
+    }
+}
 
 impl AuthorizationCodes for DynamoStore {
     async fn store_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::{
     Account, AssertionReplays, AuthorizationCode, AuthorizationCodes, BrowserSession, Client,
     ClientDirectory, Consent, Counted, FailureCounter, FailureCounters, Found, LoginDirectory,
-    LoginRecords, LoginTransaction, Redemption, RefreshFamilies, RefreshFamily, Revocations,
-    RevokedToken, Rotation, SignInRecords, TokenRecords, User, Wanted,
+    LoginRecords, LoginTransaction, PushedRequest, PushedRequests, Redemption, RefreshFamilies,
+    RefreshFamily, Revocations, RevokedToken, Rotation, SignInRecords, TokenRecords, User, Wanted,
 };
 use crate::error::StoreError;
 
@@ -33,6 +33,7 @@ struct Records {
     consents: Mutex<HashMap<(String, String), Consent>>,
     /// Used client assertions: key to expiry.
     assertions: Mutex<HashMap<String, i64>>,
+    pushed: Mutex<HashMap<String, PushedRequest>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> Result<MutexGuard<'_, T>, StoreError> {
@@ -257,6 +258,26 @@ impl AssertionReplays for MemoryStore {
         }
         used.insert(key.to_owned(), expires_at);
         Ok(true)
+    }
+}
+
+impl PushedRequests for MemoryStore {
+    async fn push_request(&self, request: &PushedRequest) -> Result<(), StoreError> {
+        let mut pushed = lock(&self.records.pushed)?;
+        if pushed.contains_key(&request.reference_hash) {
+            return Err(StoreError::Corrupt("pushed request collision".into()));
+        }
+        pushed.insert(request.reference_hash.clone(), request.clone());
+        Ok(())
+    }
+
+    async fn take_request(
+        &self,
+        reference_hash: &str,
+        now: i64,
+    ) -> Result<Option<PushedRequest>, StoreError> {
+        let mut pushed = lock(&self.records.pushed)?;
+        Ok(pushed.remove(reference_hash).filter(|r| r.exp > now))
     }
 }
 

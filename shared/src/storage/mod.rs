@@ -103,6 +103,10 @@ pub struct Client {
     /// `dpop_bound_access_tokens`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dpop_bound_access_tokens: bool,
+    /// Authorization requests only as pushed ones (`--require-par`; RFC 9126 §6's
+    /// `require_pushed_authorization_requests`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl Client {
@@ -435,6 +439,34 @@ pub enum Rotation {
     Rejected,
 }
 
+/// A pushed authorization request (RFC 9126 §2), as stored (`par#<sha256 of the reference>`):
+/// the parameters the authenticated client pushed, taken once by the authorization endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushedRequest {
+    pub reference_hash: String,
+    pub client_id: String,
+    /// Every authorization parameter the client pushed, form-urlencoded as received.
+    pub parameters: String,
+    pub exp: i64,
+}
+
+pub trait PushedRequests: Send + Sync {
+    /// Stores a pushed request until its `exp`.
+    fn push_request(
+        &self,
+        request: &PushedRequest,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes the pushed request of `reference_hash` with one conditional delete: of N
+    /// concurrent takes one gets it (RFC 9126 §7.3: single use); unknown, used or expired is
+    /// `None`.
+    fn take_request(
+        &self,
+        reference_hash: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<PushedRequest>, StoreError>> + Send;
+}
+
 pub trait AssertionReplays: Send + Sync {
     /// Records a client assertion's use until `expires_at` with one conditional write: true
     /// for the first use, false once it was used (of N concurrent uses exactly one is first).
@@ -653,6 +685,10 @@ pub mod keys {
     }
     pub fn consent(user_id: &str, client_id: &str) -> String {
         format!("consent#{user_id}#{client_id}")
+    }
+    /// A pushed authorization request: the reference is a bearer secret, so only its hash.
+    pub fn pushed_request(reference_hash: &str) -> String {
+        format!("par#{reference_hash}")
     }
     /// A used DPoP proof, per key (RFC 9449 §11.1): the `jti` hashed, as the client chose it.
     pub fn dpop_proof(jkt: &str, jti: &str) -> String {
