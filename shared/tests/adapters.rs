@@ -13,8 +13,8 @@ use shared::storage::dynamo::DynamoStore;
 use shared::storage::secrets::SecretsKeySource;
 use shared::storage::{
     AssertionReplays, Client, ClientDirectory, Counted, FailureCounters, GrantType, LoginDirectory,
-    RefreshFamilies, RefreshFamily, Revocations, Rotation, StoredSecret, TokenRecords, User,
-    Wanted,
+    PushedRequest, PushedRequests, RefreshFamilies, RefreshFamily, Revocations, Rotation,
+    StoredSecret, TokenRecords, User, Wanted,
 };
 
 async fn sdk_config() -> aws_config::SdkConfig {
@@ -920,4 +920,43 @@ async fn secrets_manager_rotation_steps_stage_and_promote_versions() {
         source.load().await.unwrap().unwrap() == by_hand,
         "the operator's set stays"
     );
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run through make test"]
+async fn a_pushed_request_is_taken_once_and_not_after_it_expired() {
+    let store = Arc::new(fresh_store().await);
+    let pushed = |hash: &str, exp| PushedRequest {
+        reference_hash: hash.to_owned(),
+        client_id: "c1".to_owned(),
+        parameters: "response_type=code&client_id=c1".to_owned(),
+        exp,
+    };
+    store.push_request(&pushed("p1", 1_000)).await.unwrap();
+    assert!(
+        store.push_request(&pushed("p1", 1_000)).await.is_err(),
+        "no overwrite"
+    );
+    let racers: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.take_request("p1", 100).await.unwrap() })
+        })
+        .collect();
+    let mut taken = Vec::new();
+    for racer in racers {
+        taken.extend(racer.await.unwrap());
+    }
+    assert_eq!(
+        taken,
+        vec![pushed("p1", 1_000)],
+        "one conditional delete wins"
+    );
+    store.push_request(&pushed("p2", 1_000)).await.unwrap();
+    assert_eq!(
+        store.take_request("p2", 1_000).await.unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(store.take_request("missing", 100).await.unwrap(), None);
 }

@@ -58,6 +58,7 @@ def browser_client(
     consent: bool = False,
     extra_grants: Iterable[str] = (),
     post_logout_path: str = "",
+    extra_args: Iterable[str] = (),
 ) -> dict[str, Any]:
     """`oauthctl client create` for a browser app (authorization_code + refresh_token) whose
     redirect URI is `app`'s, with a distinctive display name; returns its JSON plus
@@ -75,6 +76,7 @@ def browser_client(
         args.append("--consent")
     if post_logout_path:
         args += ["--post-logout-redirect-uri", app.origin + post_logout_path]
+    args += list(extra_args)
     out = stack.oauthctl(*args)
     assert isinstance(out, dict) and out.get("client_id"), out
     assert out["name"] == name, out
@@ -259,9 +261,10 @@ class OpenIdClientRP:
         return run_rp({"op": op, "server": self.stack.issuer, "client_id": self.client["client_id"],
                        "client_secret": self.client.get("client_secret"), **dpop, **fields})
 
-    def authorize(self, **params: str) -> Pending:
+    def authorize(self, *, par: bool = False, **params: str) -> Pending:
+        """The authorization URL; `par` pushes the parameters first (RFC 9126)."""
         out = self._run("authorize", redirect_uri=self.client["redirect_uri"], scope=self.scope,
-                        params=params)
+                        params=params, par=par)
         return Pending(out["url"], out["state"], out["nonce"], out["code_verifier"])
 
     def callback(self, pending: Pending, callback_url: str) -> dict[str, Any]:

@@ -232,6 +232,34 @@ def test_openid_client_with_dpop_binds_a_public_clients_tokens_to_its_key(stack,
     assert_error(bearer, 401, "invalid_token")
 
 
+def test_openid_client_signs_in_through_a_pushed_authorization_request(stack, app, context):
+    # GIVEN a client that takes authorization requests only through PAR (RFC 9126), and
+    # openid-client's buildAuthorizationUrlWithPAR (discovery names the PAR endpoint)
+    client = browser_client(stack, app, extra_args=["--require-par"])
+    user = make_user(stack, claims={"email": "par@example.org"})
+    rp = OpenIdClientRP(stack, client)
+    # WHEN it asks without PAR THEN the error goes back to the app, no login page
+    page = context.new_page()
+    page.goto(rp.authorize().url)
+    back = app.wait(page).params
+    assert back["error"] == "invalid_request", back
+    # WHEN it pushes first THEN the URL carries only client_id and the request_uri
+    pending = rp.authorize(par=True)
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(pending.url).query))
+    assert set(query) == {"client_id", "request_uri"}, query
+    assert query["request_uri"].startswith("urn:ietf:params:oauth:request_uri:")
+    # AND the user signs in, and the code exchange checks state, nonce and PKCE as ever
+    page.goto(pending.url)
+    sign_in(page, user["username"], user["password"])
+    done = rp.callback(pending, app.wait(page).url)
+    assert done["claims"]["nonce"] == pending.nonce
+    assert done["claims"]["email"] == "par@example.org"
+    # AND the request_uri is spent: the same link again is an error page
+    again = page.goto(pending.url)
+    assert again.status == 400
+    expect(page.get_by_text("expired or was already used")).to_be_visible()
+
+
 # ---------------------------------------------------------------------------------- c. prompt=none
 def test_prompt_none_answers_login_required_then_a_code_once_signed_in(stack, app, context):
     # GIVEN a browser client, a user and a browser with no session

@@ -50,7 +50,7 @@ def leading_keys(*prefixes):
 CONDITIONS = {
     # The token function: new refresh families, revoked access-token markers and used
     # private_key_jwt assertions (first_use: PutItem, attribute_not_exists) ...
-    ("TokenFunction", "dynamodb:PutItem"): leading_keys("rfam#", "revoked#", "jti#", "dpop#"),
+    ("TokenFunction", "dynamodb:PutItem"): leading_keys("rfam#", "revoked#", "jti#", "dpop#", "par#"),
     # ... rotation / revocation of families, the password and client failure counters, and
     # redemption of authorization codes (one conditional UpdateItem marks a code consumed).
     ("TokenFunction", "dynamodb:UpdateItem"):
@@ -63,7 +63,7 @@ CONDITIONS = {
     ("AuthorizeFunction", "dynamodb:PutItem"):
         leading_keys("authz#", "sess#", "code#", "consent#", "rfam#"),
     # ... a form completes once (finish_transaction), a login or logout ends a session ...
-    ("AuthorizeFunction", "dynamodb:DeleteItem"): leading_keys("authz#", "sess#"),
+    ("AuthorizeFunction", "dynamodb:DeleteItem"): leading_keys("authz#", "sess#", "par#"),
     # ... a session slides (touch_session) and lists its families (add_session_family), the
     # login form counts failures per username, and logout revokes existing families.
     ("AuthorizeFunction", "dynamodb:UpdateItem"): leading_keys("sess#", "rfam#", "lock#user#"),
@@ -83,6 +83,8 @@ _PREFIX_PATTERN = re.compile(r"^((?:[a-z]+#)+)\*$")
 ROUTES = {
     ("POST", "/oauth/v2/token"): "TokenFunction",
     ("POST", "/oauth/v2/revoke"): "TokenFunction",
+    # RFC 9126: pushed authorization requests are client-authenticated, like the token endpoint.
+    ("POST", "/oauth/v2/par"): "TokenFunction",
     ("POST", "/oauth2/token"): "TokenFunction",
     ("POST", "/api/id/v1/auth/token"): "TokenFunction",
     ("POST", "/oauth/v2/tokeninfo"): "TokenInfoFunction",

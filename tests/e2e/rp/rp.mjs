@@ -19,8 +19,9 @@
 // is http://, which openid-client refuses unless told otherwise (allowInsecureRequests).
 //
 // Ops:
-//   authorize  {redirect_uri, scope, params?}          -> {url, state, nonce, code_verifier}
-//              buildAuthorizationUrl with PKCE S256, a random state and nonce.
+//   authorize  {redirect_uri, scope, params?, par?}    -> {url, state, nonce, code_verifier}
+//              buildAuthorizationUrl with PKCE S256, a random state and nonce; with par,
+//              buildAuthorizationUrlWithPAR (the parameters pushed, RFC 9126).
 //   callback   {callback_url, state, nonce, code_verifier} -> {tokens, claims}
 //              authorizationCodeGrant with expectedState / expectedNonce / pkceCodeVerifier: it
 //              checks state, iss (RFC 9207, discovery advertises it), the id_token and the nonce.
@@ -96,7 +97,7 @@ const ops = {
     const code_verifier = client.randomPKCECodeVerifier();
     const state = client.randomState();
     const nonce = client.randomNonce();
-    const url = client.buildAuthorizationUrl(config, {
+    const parameters = {
       redirect_uri: req.redirect_uri,
       scope: req.scope,
       code_challenge: await client.calculatePKCECodeChallenge(code_verifier),
@@ -104,7 +105,12 @@ const ops = {
       state,
       nonce,
       ...(req.params ?? {}),
-    });
+    };
+    // With "par": true the parameters are pushed first (RFC 9126) and the URL carries only
+    // client_id and the request_uri.
+    const url = req.par
+      ? await client.buildAuthorizationUrlWithPAR(config, parameters)
+      : client.buildAuthorizationUrl(config, parameters);
     return { url: url.href, state, nonce, code_verifier };
   },
 
