@@ -208,19 +208,21 @@ mod tests {
     }
 
     #[test]
-    fn dpop_nonces_are_off_unless_set_to_true() {
-        assert!(!config(&BASE).unwrap().dpop_nonce_required);
-        let with = |value| {
-            let mut vars = BASE.to_vec();
-            vars.push(("DPOP_NONCE_REQUIRED", value));
-            config(&vars)
+    fn boolean_settings_are_off_unless_set_to_true() {
+        let base = config(&BASE).unwrap();
+        assert!(!base.dpop_nonce_required && !base.require_par);
+        let read = |name: &'static str, field: fn(&Config) -> bool| {
+            let with = |value| {
+                let mut vars = BASE.to_vec();
+                vars.push((name, value));
+                config(&vars)
+            };
+            assert!(field(&with("true").unwrap()), "{name}");
+            assert!(!field(&with("false").unwrap()), "{name}");
+            assert!(matches!(with("yes"), Err(ConfigError::Invalid(n, _)) if n == name));
         };
-        assert!(with("true").unwrap().dpop_nonce_required);
-        assert!(!with("false").unwrap().dpop_nonce_required);
-        assert!(matches!(
-            with("yes"),
-            Err(ConfigError::Invalid("DPOP_NONCE_REQUIRED", _))
-        ));
+        read("DPOP_NONCE_REQUIRED", |c| c.dpop_nonce_required);
+        read("REQUIRE_PAR", |c| c.require_par);
     }
 
     #[test]

@@ -54,6 +54,7 @@ EXPECTED_OPERATIONS = {
     "POST /oauth2/token",
     "POST /api/id/v1/auth/token",
     "POST /oauth/v2/revoke",
+    "POST /oauth/v2/par",
     "POST /oauth/v2/tokeninfo",
     "GET /oauth/v2/tokeninfo",
     "GET /oauth/v2/userinfo",
@@ -71,7 +72,9 @@ EXPECTED_OPERATIONS = {
     "POST /oauth/v2/logout",
 }
 TOKEN_LABELS = {"POST /oauth/v2/token", "POST /oauth2/token", "POST /api/id/v1/auth/token"}
-CLIENT_AUTH_LABELS = TOKEN_LABELS | {"POST /oauth/v2/revoke", "POST /oauth/v2/tokeninfo"}
+PAR_LABEL = "POST /oauth/v2/par"
+CLIENT_AUTH_LABELS = TOKEN_LABELS | {"POST /oauth/v2/revoke", "POST /oauth/v2/tokeninfo",
+                                     PAR_LABEL}
 BEARER_LABELS = {"GET /oauth/v2/tokeninfo", "GET /oauth/v2/userinfo", "POST /oauth/v2/userinfo"}
 AUTHORIZE_LABELS = {"GET /oauth/v2/authorize", "POST /oauth/v2/authorize",
                     "GET /oauth/v2/ui/authorize", "POST /oauth/v2/ui/authorize"}
@@ -155,7 +158,9 @@ def test_openapi_document_is_valid_and_complete():
         if body is None:
             continue
         body = resolve(body)
-        if label in CLIENT_AUTH_LABELS:
+        if label == PAR_LABEL:  # RFC 9126 §2.1: a form
+            assert set(body["content"]) == {"application/x-www-form-urlencoded"}, label
+        elif label in CLIENT_AUTH_LABELS:
             assert set(body["content"]) == {"application/x-www-form-urlencoded", "application/json"}, label
         else:
             assert label in BROWSER_LABELS, label
@@ -168,7 +173,8 @@ def test_openapi_document_is_valid_and_complete():
     assert {"refresh_token", "id_token"} <= set(token["properties"])
     for label in CLIENT_AUTH_LABELS:
         responses = operation(label)["responses"]
-        assert {"200", "400", "401", "503"} <= set(responses), label
+        success = "201" if label == PAR_LABEL else "200"  # RFC 9126 §2.2
+        assert {success, "400", "401", "503"} <= set(responses), label
 
     # The browser routes: pages with their security headers, redirects with Location.
     page_headers = {"Content-Security-Policy", "X-Frame-Options", "Referrer-Policy", "Cache-Control"}

@@ -278,7 +278,6 @@ _CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"  # RFC 7636 Appendix 
     ({"code_challenge_method": None}, "invalid_request"),
     ({"prompt": "none login"}, "invalid_request"),
     ({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported"),
-    ({"request_uri": "urn:ietf:params:oauth:request_uri:x"}, "request_uri_not_supported"),
     ({"prompt": "none"}, "login_required"),
     ({"max_age": "soon"}, "invalid_request"),
     ({"response_mode": "fragment"}, "invalid_request"),
