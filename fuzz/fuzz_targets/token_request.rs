@@ -1,9 +1,9 @@
 //! Arbitrary token-endpoint requests (content type, Authorization, body) through the real
 //! handler on the in-memory store: must never panic and must answer 200/400/401 with JSON
-//! (200 only with a token). `@ASSERTION@` anywhere becomes a valid private_key_jwt assertion
-//! of client `signer`, so mutations around a real assertion are reached. A tab in the
-//! Authorization line starts a `DPoP` header, where `@PROOF@` becomes a valid DPoP proof for
-//! the token endpoint (RFC 9449).
+//! (200 only with a token; 201 only from PAR, with a `request_uri`). `@ASSERTION@` anywhere
+//! becomes a valid private_key_jwt assertion of client `signer`, so mutations around a real
+//! assertion are reached. A tab in the Authorization line starts a `DPoP` header, where
+//! `@PROOF@` becomes a valid DPoP proof for the token endpoint (RFC 9449).
 
 #![no_main]
 
@@ -18,10 +18,11 @@ const CONTENT_TYPES: [&str; 4] = [
     "text/plain",
     "multipart/form-data",
 ];
-const PATHS: [&str; 3] = [
+const PATHS: [&str; 4] = [
     "/oauth/v2/token",
     "/oauth/v2/revoke",
     "/api/id/v1/auth/token",
+    "/oauth/v2/par",
 ];
 
 fuzz_target!(|data: &[u8]| {
@@ -60,13 +61,14 @@ fuzz_target!(|data: &[u8]| {
             request.headers.insert("dpop", value);
         }
     }
-    // Client `app` may use client_credentials and refresh_token: valid inputs reach scope
-    // handling and token minting.
-    let grants = ["client_credentials", "refresh_token"];
+    // Client `app` may use client_credentials, refresh_token and authorization_code: valid
+    // inputs reach scope handling, token minting and a stored pushed request.
+    let grants = ["client_credentials", "refresh_token", "authorization_code"];
     let service = TokenService::new(config(), store(&grants), keys());
     let response = runtime().block_on(service.handle(&request));
+    let is_par = request.path == "/oauth/v2/par";
     assert!(
-        matches!(response.status, 200 | 400 | 401),
+        matches!(response.status, 200 | 400 | 401) || (is_par && response.status == 201),
         "status {}",
         response.status
     );
@@ -77,7 +79,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let json: serde_json::Value = serde_json::from_str(&response.body).expect("JSON body");
-    if response.status == 200 {
+    if response.status == 201 {
+        // RFC 9126 §2.2: a pushed request's reference, nothing else.
+        assert!(json["request_uri"].is_string(), "{json}");
+    } else if response.status == 200 {
         assert!(json["access_token"].is_string(), "{json}");
     } else {
         assert!(json["error"].is_string(), "{json}");

@@ -22,6 +22,8 @@ printf '\x01\x00\n{"grant_type":"client_credentials","client_id":"signer","clien
 # A tab after the Authorization value starts a DPoP header; @PROOF@ becomes a valid proof.
 printf '\x00\x00Basic YXBwOlZkMm1RMW84Y1g0eVo3Yk4wYVI1dFUzd0U2aEo5a0wycFM0Zkc4ZEExcUM=\t@PROOF@\ngrant_type=client_credentials&scope=read' >corpus/token_request/dpop
 printf '\x00\x01Basic YXBwOlZkMm1RMW84Y1g0eVo3Yk4wYVI1dFUzd0U2aEo5a0wycFM0Zkc4ZEExcUM=\ntoken=eyJhbGciOiJFUzI1NiJ9.e30.sig&token_type_hint=access_token' >corpus/token_request/revoke
+# A pushed authorization request (selector 3: /oauth/v2/par) of client app.
+printf '\x00\x03Basic YXBwOlZkMm1RMW84Y1g0eVo3Yk4wYVI1dFUzd0U2aEo5a0wycFM0Zkc4ZEExcUM=\nresponse_type=code&redirect_uri=https%%3A%%2F%%2Fapp.example.com%%2Fcb&scope=read&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256' >corpus/token_request/par
 # tokeninfo_request: one selector byte (route), an Authorization line, the body or query;
 # @TOKEN@ becomes a valid access token.
 printf '\x00Basic YXBwOlZkMm1RMW84Y1g0eVo3Yk4wYVI1dFUzd0U2aEo5a0wycFM0Zkc4ZEExcUM=\ntoken=@TOKEN@' >corpus/tokeninfo_request/introspect
