@@ -940,7 +940,7 @@ async fn a_pushed_request_is_taken_once_and_not_after_it_expired() {
     let racers: Vec<_> = (0..16)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { store.take_request("p1", 100).await.unwrap() })
+            tokio::spawn(async move { store.take_request("p1", "c1", 100).await.unwrap() })
         })
         .collect();
     let mut taken = Vec::new();
@@ -954,9 +954,12 @@ async fn a_pushed_request_is_taken_once_and_not_after_it_expired() {
     );
     store.push_request(&pushed("p2", 1_000)).await.unwrap();
     assert_eq!(
-        store.take_request("p2", 1_000).await.unwrap(),
+        store.take_request("p2", "c1", 1_000).await.unwrap(),
         None,
         "expired"
     );
-    assert_eq!(store.take_request("missing", 100).await.unwrap(), None);
+    assert_eq!(
+        store.take_request("missing", "c1", 100).await.unwrap(),
+        None
+    );
 }

@@ -113,7 +113,7 @@ async fn a_pushed_request_signs_in_once_with_only_its_parameters() {
     let params = redirected(&done);
     assert_eq!(params["state"], "st-1");
     assert!(params.contains_key("code"));
-    // Single use (RFC 9126 §7.3).
+    // Single use (RFC 9126 §4).
     let again = world.authorize(&by_reference("web", &request_uri)).await;
     assert!(
         is_error_page(&again, messages::PUSHED_REQUEST_UNUSABLE),
@@ -132,6 +132,9 @@ async fn a_request_uri_of_another_client_or_not_ours_is_refused() {
         "{}",
         page.body
     );
+    // Naming the wrong client did not burn it for its own.
+    let page = world.authorize(&by_reference("web", &request_uri)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
     for forged in [
         "urn:ietf:params:oauth:request_uri:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         "https://evil.example/request.jwt",

@@ -12,9 +12,24 @@ pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 /// client redirects the browser right after pushing).
 pub const LIFETIME_SECONDS: i64 = 60;
 
-/// Client authentication parameters: they authenticate the push and are not kept with it.
-const CLIENT_AUTHENTICATION: [&str; 3] =
-    ["client_secret", "client_assertion", "client_assertion_type"];
+/// What is kept of a push: the authorization request's parameters (what `validate` and the
+/// sign-in read). Anything else, client authentication above all, is not stored.
+const AUTHORIZATION_PARAMETERS: [&str; 14] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "response_mode",
+    "prompt",
+    "max_age",
+    "id_token_hint",
+    "login_hint",
+    "request",
+];
 
 /// A push that was accepted: the record to store and the `request_uri` to answer.
 pub struct Pushed {
@@ -41,7 +56,7 @@ pub fn push(raw: &RawRequest, client: &Client, now: i64) -> Result<Pushed, Autho
     }
     // The same checks, in the same order, as at the authorization endpoint; with the client
     // authenticated, an untrusted redirect URI is an error to it rather than a page.
-    let mut parameters = raw.encoded_without(&CLIENT_AUTHENTICATION);
+    let mut parameters = raw.encoded_only(&AUTHORIZATION_PARAMETERS);
     if raw.get("client_id").is_none() {
         let mut form = form_urlencoded::Serializer::new(parameters);
         form.append_pair("client_id", &client.client_id);
@@ -53,7 +68,7 @@ pub fn push(raw: &RawRequest, client: &Client, now: i64) -> Result<Pushed, Autho
         Ok(_) => {}
         Err(Refusal::Page(_)) => {
             return Err(AuthorizeError::InvalidRequest(
-                "redirect_uri is missing or not registered for this client",
+                "client_id or redirect_uri is missing, repeated or not registered for this client",
             ));
         }
         Err(Refusal::Redirect(_, error)) => return Err(error),
@@ -76,9 +91,8 @@ pub fn reference_hash(request_uri: &str) -> Option<String> {
     (reference.len() == 43).then(|| sha256_b64(reference.as_bytes()))
 }
 
-/// The parameters a taken pushed request stands for, if it was pushed by `client_id` (RFC 9126
-/// §4: the browser's `client_id` must be the pusher's; only the pushed parameters count).
-pub fn parameters_of(pushed: PushedRequest, client_id: Option<&str>) -> Option<RawRequest> {
-    (client_id == Some(pushed.client_id.as_str()))
-        .then(|| RawRequest::from_form(pushed.parameters.as_bytes()))
+/// The parameters a taken pushed request stands for (RFC 9126 §4; RFC 9101 §6.3: only the
+/// pushed parameters count).
+pub fn parameters_of(pushed: &PushedRequest) -> RawRequest {
+    RawRequest::from_form(pushed.parameters.as_bytes())
 }

@@ -37,11 +37,11 @@ impl RawRequest {
         self.pairs.iter().filter(|(k, _)| k == name).count() > 1
     }
 
-    /// The parameters as a form again, without those named in `dropped`.
-    pub fn encoded_without(&self, dropped: &[&str]) -> String {
+    /// The parameters named in `kept` as a form again, repeats and order kept.
+    pub fn encoded_only(&self, kept: &[&str]) -> String {
         let mut form = form_urlencoded::Serializer::new(String::new());
         for (name, value) in &self.pairs {
-            if !dropped.contains(&name.as_str()) {
+            if kept.contains(&name.as_str()) {
                 form.append_pair(name, value);
             }
         }

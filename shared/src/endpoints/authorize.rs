@@ -200,10 +200,7 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
         // others do not count (RFC 9101 §6.3).
         let pushed = raw.get("request_uri").is_some();
         let raw = match raw.get("request_uri") {
-            Some(request_uri) => match self
-                .take_pushed(request_uri, raw.get("client_id"), now)
-                .await?
-            {
+            Some(uri) => match self.take_pushed(uri, raw.get("client_id"), now).await? {
                 Some(pushed) => pushed,
                 None => return Ok(self.error_page(messages::PUSHED_REQUEST_UNUSABLE)),
             },
@@ -297,11 +294,22 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
         client_id: Option<&str>,
         now: i64,
     ) -> Result<Option<RawRequest>, OAuthError> {
-        let Some(reference_hash) = pushed::reference_hash(request_uri) else {
+        let (Some(reference_hash), Some(client_id)) =
+            (pushed::reference_hash(request_uri), client_id)
+        else {
             return Ok(None);
         };
-        let taken = self.store.take_request(&reference_hash, now).await?;
-        Ok(taken.and_then(|record| pushed::parameters_of(record, client_id)))
+        let taken = self
+            .store
+            .take_request(&reference_hash, client_id, now)
+            .await?;
+        if taken.is_none() {
+            tracing::info!(
+                client_id,
+                "unusable request_uri: unknown, used, expired or another client's"
+            );
+        }
+        Ok(taken.as_ref().map(pushed::parameters_of))
     }
 
     /// OIDC Core §3.1.2.1: an `id_token_hint` names the user the client expects; a session of

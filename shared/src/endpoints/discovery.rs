@@ -104,6 +104,8 @@ pub fn metadata(issuer: &str, require_par: bool) -> serde_json::Value {
         "authorization_response_iss_parameter_supported": true,
         "prompt_values_supported": ["none", "login", "consent"],
         "request_parameter_supported": false,
+        // Request objects by reference (OIDC Core §6.2) are not fetched; the `request_uri` a
+        // PAR push answers is advertised by `pushed_authorization_request_endpoint` instead.
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": false,
     })

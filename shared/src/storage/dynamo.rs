@@ -723,9 +723,12 @@ impl PushedRequests for DynamoStore {
             .await
     }
 
+    /// A retried delete whose first attempt landed (its answer lost) finds nothing: the user
+    /// sees the used-link page and starts again. That fails safe, so it is not worked around.
     async fn take_request(
         &self,
         reference_hash: &str,
+        client_id: &str,
         now: i64,
     ) -> Result<Option<PushedRequest>, StoreError> {
         use aws_sdk_dynamodb::types::ReturnValue;
@@ -734,7 +737,8 @@ impl PushedRequests for DynamoStore {
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(keys::pushed_request(reference_hash))))
-            .condition_expression("attribute_exists(pk) AND exp > :now")
+            .condition_expression("attribute_exists(pk) AND client_id = :client AND exp > :now")
+            .expression_attribute_values(":client", s(client_id))
             .expression_attribute_values(":now", n(now))
             .return_values(ReturnValue::AllOld)
             .send()

@@ -274,10 +274,14 @@ impl PushedRequests for MemoryStore {
     async fn take_request(
         &self,
         reference_hash: &str,
+        client_id: &str,
         now: i64,
     ) -> Result<Option<PushedRequest>, StoreError> {
         let mut pushed = lock(&self.records.pushed)?;
-        Ok(pushed.remove(reference_hash).filter(|r| r.exp > now))
+        let takeable = pushed
+            .get(reference_hash)
+            .is_some_and(|r| r.client_id == client_id && r.exp > now);
+        Ok(takeable.then(|| pushed.remove(reference_hash)).flatten())
     }
 }
 

@@ -457,12 +457,14 @@ pub trait PushedRequests: Send + Sync {
         request: &PushedRequest,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Takes the pushed request of `reference_hash` with one conditional delete: of N
-    /// concurrent takes one gets it (RFC 9126 §7.3: single use); unknown, used or expired is
-    /// `None`.
+    /// Takes `client_id`'s pushed request of `reference_hash` with one conditional delete: of
+    /// N concurrent takes one gets it (RFC 9126 §4: single use); unknown, used, expired or
+    /// another client's is `None`, and another client's is left in place (nobody burns a
+    /// request by naming the wrong client).
     fn take_request(
         &self,
         reference_hash: &str,
+        client_id: &str,
         now: i64,
     ) -> impl Future<Output = Result<Option<PushedRequest>, StoreError>> + Send;
 }
