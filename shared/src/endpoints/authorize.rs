@@ -198,13 +198,12 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
         let issuer = issuer(&self.config, request)?;
         // RFC 9126 §4: a pushed request stands for its parameters, taken once; the browser's
         // others do not count (RFC 9101 §6.3).
-        let pushed = raw.get("request_uri").is_some();
-        let raw = match raw.get("request_uri") {
+        let (raw, pushed) = match raw.get("request_uri") {
             Some(uri) => match self.take_pushed(uri, raw.get("client_id"), now).await? {
-                Some(pushed) => pushed,
+                Some(pushed) => (pushed, true),
                 None => return Ok(self.error_page(messages::PUSHED_REQUEST_UNUSABLE)),
             },
-            None => raw,
+            None => (raw, false),
         };
         let cookie = session_secret(request);
         let cookie_hash = cookie.as_deref().map(|c| sha256_b64(c.as_bytes()));

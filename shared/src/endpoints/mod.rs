@@ -77,7 +77,7 @@ pub fn endpoint_url(issuer: &str, path: &str) -> String {
 
 /// The request's DPoP proof (RFC 9449 §4.3), verified against `expected`; `None` without a
 /// `DPoP` header. With `nonces`, it must carry a current server nonce (§8). Its `jti` is not
-/// spent yet (`spend_dpop_proof`): that waits until the request is otherwise good, so nobody
+/// spent yet (`grants::spend_dpop_proof`): that waits until the request is otherwise good, so nobody
 /// costs a write without being a client or holding a token.
 pub(crate) fn verified_dpop_proof(
     request: &ApiRequest,
@@ -105,23 +105,6 @@ pub(crate) fn verified_dpop_proof(
         return Err(OAuthError::UseDpopNonce);
     }
     Ok(Some(proof))
-}
-
-/// Spends a verified proof (RFC 9449 §11.1): its `jti` is remembered per key by one
-/// conditional write, so a replay, or all but one of concurrent uses, is refused.
-pub(crate) async fn spend_dpop_proof<S: AssertionReplays>(
-    store: &S,
-    proof: &dpop::Proof,
-    now: i64,
-) -> Result<(), OAuthError> {
-    let key = crate::storage::keys::dpop_proof(&proof.jkt, &proof.jti);
-    if store.first_use(&key, proof.replayable_until(), now).await? {
-        Ok(())
-    } else {
-        Err(OAuthError::InvalidDpopProof(
-            "the DPoP proof was used before: make a new one for each request",
-        ))
-    }
 }
 
 /// Appends the current DPoP nonce (RFC 9449 §8.1) to `response`.

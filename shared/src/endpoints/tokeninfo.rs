@@ -3,13 +3,11 @@
 
 use serde::Serialize;
 
-use super::{
-    authenticated_request, endpoint_url, issuer, spend_dpop_proof, verified_dpop_proof,
-    with_dpop_nonce,
-};
+use super::{authenticated_request, endpoint_url, issuer, verified_dpop_proof, with_dpop_nonce};
 use crate::config::Config;
 use crate::error::OAuthError;
 use crate::grants::refresh::family_account;
+use crate::grants::spend_dpop_proof;
 use crate::http::{ApiRequest, ApiResponse};
 use crate::keys::{KeyCache, KeySource};
 use crate::request::Params;
@@ -127,10 +125,24 @@ pub fn presented_token(request: &ApiRequest) -> Option<Presented<'_>> {
     }
 }
 
+/// The `Authorization` scheme a token came in, and so its errors' challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    Dpop,
+}
+
 impl<'a> Presented<'a> {
     pub fn token(self) -> &'a str {
         match self {
             Self::Bearer(token) | Self::Dpop(token) => token,
+        }
+    }
+
+    fn scheme(self) -> Scheme {
+        match self {
+            Self::Bearer(_) => Scheme::Bearer,
+            Self::Dpop(_) => Scheme::Dpop,
         }
     }
 }
@@ -151,18 +163,19 @@ fn challenges() -> String {
 
 /// A resource-server error with its challenge in the scheme the token came in.
 fn resource_error(
-    scheme: &str,
+    scheme: Scheme,
     status: u16,
     code: &'static str,
     description: &'static str,
 ) -> ApiResponse {
-    let challenge = if scheme == dpop::SCHEME {
-        format!(
+    let challenge = match scheme {
+        Scheme::Dpop => format!(
             r#"{}, error="{code}", error_description="{description}""#,
             dpop_challenge()
-        )
-    } else {
-        format!(r#"Bearer realm="oauth", error="{code}", error_description="{description}""#)
+        ),
+        Scheme::Bearer => {
+            format!(r#"Bearer realm="oauth", error="{code}", error_description="{description}""#)
+        }
     };
     ApiResponse::json(
         status,
@@ -335,7 +348,7 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
         token: &str,
         now: i64,
     ) -> Result<dpop::Proof, ApiResponse> {
-        let refuse = |code, description| resource_error(dpop::SCHEME, 401, code, description);
+        let refuse = |code, description| resource_error(Scheme::Dpop, 401, code, description);
         let url = endpoint_url(issuer, &request.path);
         let expected = dpop::Expected {
             method: request.method.as_str(),
@@ -389,11 +402,7 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
         let token = presented.token();
         // Answered in the scheme the token came in.
         let refuse = |status, code, description| {
-            let scheme = match presented {
-                Presented::Bearer(_) => "Bearer",
-                Presented::Dpop(_) => dpop::SCHEME,
-            };
-            resource_error(scheme, status, code, description)
+            resource_error(presented.scheme(), status, code, description)
         };
         let proof = match presented {
             Presented::Bearer(_) => None,
@@ -416,7 +425,7 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
             (None, None) => {}
             (Some(_), None) => {
                 return resource_error(
-                    dpop::SCHEME,
+                    Scheme::Dpop,
                     401,
                     "invalid_token",
                     "the access token is DPoP-bound: present it with the DPoP scheme and a proof",

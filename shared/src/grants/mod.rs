@@ -67,10 +67,27 @@ impl<S: crate::storage::AssertionReplays> GrantContext<'_, S> {
             }
             None => {}
             Some(proof) => {
-                crate::endpoints::spend_dpop_proof(self.store, proof, self.now).await?;
+                spend_dpop_proof(self.store, proof, self.now).await?;
             }
         }
         Ok(client)
+    }
+}
+
+/// Spends a verified proof (RFC 9449 §11.1): its `jti` is remembered per key by one
+/// conditional write, so a replay, or all but one of concurrent uses, is refused.
+pub(crate) async fn spend_dpop_proof<S: crate::storage::AssertionReplays>(
+    store: &S,
+    proof: &crate::tokens::dpop::Proof,
+    now: i64,
+) -> Result<(), crate::error::OAuthError> {
+    let key = crate::storage::keys::dpop_proof(&proof.jkt, &proof.jti);
+    if store.first_use(&key, proof.replayable_until(), now).await? {
+        Ok(())
+    } else {
+        Err(crate::error::OAuthError::InvalidDpopProof(
+            "the DPoP proof was used before: make a new one for each request",
+        ))
     }
 }
 
