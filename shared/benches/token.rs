@@ -655,6 +655,7 @@ fn equal_time_interleaved(
             api_key: None,
             audiences: &[],
             now: 0,
+            fetched_jwks: None,
         };
         Box::new(move || {
             std::hint::black_box(

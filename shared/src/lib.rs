@@ -12,6 +12,8 @@ pub mod config;
 pub mod crypto;
 pub mod endpoints;
 pub mod error;
+#[cfg(feature = "https")]
+pub mod fetch;
 pub mod grants;
 pub mod http;
 pub mod keys;

@@ -102,6 +102,7 @@ pub fn client(id: &str, grants: &[GrantType]) -> Client {
         consent: false,
         post_logout_redirect_uris: Vec::new(),
         jwks: None,
+        jwks_uri: None,
         dpop_bound_access_tokens: false,
         require_pushed_authorization_requests: false,
     }

@@ -77,6 +77,7 @@ fn client(id: &str, secret: &str) -> Client {
         consent: false,
         post_logout_redirect_uris: Vec::new(),
         jwks: None,
+        jwks_uri: Some("https://client.example.com/jwks.json".into()),
         dpop_bound_access_tokens: true,
         require_pushed_authorization_requests: true,
     }

@@ -6,6 +6,7 @@ mod support;
 use serde_json::json;
 use shared::endpoints::token::TokenService;
 use shared::endpoints::tokeninfo::TokenInfoService;
+use shared::grants::client_jwks::{FetchError, JwksFetcher};
 use shared::keys::rotation::ensure_keys;
 use shared::keys::{Alg, KeySet, KeySetDocument};
 use shared::storage::GrantType;
@@ -210,4 +211,132 @@ async fn introspection_and_revocation_take_assertions_for_their_own_url() {
     let after = assertion(&token_url(), "after-revoke");
     let response = world.tokeninfo.handle(&introspect(after)).await;
     assert_eq!(json_of(&response)["active"], false);
+}
+
+/// A client's host for `jwks_uri`: serves what it holds (nothing: the host is down) and
+/// counts the fetches.
+#[derive(Clone, Default)]
+struct ClientHost {
+    document: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ClientHost {
+    fn serve(&self, document: Option<&str>) {
+        *self.document.lock().unwrap() = document.map(str::to_owned);
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl JwksFetcher for ClientHost {
+    fn fetch<'a>(
+        &'a self,
+        uri: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<String, FetchError>> {
+        assert_eq!(uri, JWKS_URI);
+        self.fetches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let document = self.document.lock().unwrap().clone();
+        Box::pin(async move { document.ok_or_else(|| FetchError("connection refused".into())) })
+    }
+}
+
+const JWKS_URI: &str = "https://signer.example.com/.well-known/jwks.json";
+
+/// The world with the client registered by `jwks_uri` instead of keys.
+fn remote_world(host: &ClientHost) -> World {
+    let store = shared::testing::store(password_hash());
+    let mut client = client(CLIENT, &[GrantType::ClientCredentials]);
+    client.secrets.clear();
+    client.jwks_uri = Some(JWKS_URI.to_owned());
+    store.put_client(client);
+    let config = || config(Alg::Es256, &[]);
+    World {
+        token: TokenService::new(config(), store.clone(), all_keys())
+            .with_jwks_fetcher(Box::new(host.clone())),
+        tokeninfo: TokenInfoService::new(config(), store, all_keys())
+            .with_jwks_fetcher(Box::new(host.clone())),
+    }
+}
+
+#[tokio::test]
+async fn a_jwks_uri_client_is_checked_against_its_fetched_keys_kept_warm() {
+    let host = ClientHost::default();
+    host.serve(Some(client_keys().jwks_json()));
+    let world = remote_world(&host);
+    for jti in ["remote-1", "remote-2"] {
+        let response = world
+            .client_credentials(&assertion(&token_url(), jti))
+            .await;
+        assert_eq!(response.status, 200, "{}", response.body);
+    }
+    assert_eq!(host.fetches(), 1, "the second request used the kept copy");
+    let replay = world
+        .client_credentials(&assertion(&token_url(), "remote-1"))
+        .await;
+    assert_eq!(error_of(&replay), "invalid_client");
+    // Introspection (another function) fetches its own copy.
+    let jwt = assertion(&format!("{ISSUER}/v2/tokeninfo"), "remote-introspect");
+    let body = format!("token=x&client_assertion_type={ASSERTION_TYPE}&client_assertion={jwt}");
+    let request = post(
+        "/oauth/v2/tokeninfo",
+        "application/x-www-form-urlencoded",
+        &body,
+        &[],
+    );
+    let response = world.tokeninfo.handle(&request).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(host.fetches(), 2);
+}
+
+#[tokio::test]
+async fn a_jwks_uri_client_whose_keys_cannot_be_had_is_an_invalid_client() {
+    let other_keys = {
+        let mut doc = KeySetDocument::default();
+        ensure_keys(&mut doc, Alg::Es256, shared::now_epoch()).unwrap();
+        KeySet::from_document(&doc).unwrap()
+    };
+    let secret_member = r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#;
+    for document in [
+        None,
+        Some("<html>"),
+        Some(secret_member),
+        Some(other_keys.jwks_json()),
+    ] {
+        let host = ClientHost::default();
+        host.serve(document);
+        let world = remote_world(&host);
+        let response = world
+            .client_credentials(&assertion(&token_url(), "unverifiable"))
+            .await;
+        assert_eq!(
+            (response.status, error_of(&response).as_str()),
+            (401, "invalid_client"),
+            "{document:?}"
+        );
+        assert!(!response.body.contains("jwks"), "{}", response.body);
+        // A failed fetch is not repeated at once: bad assertions cannot flood the host.
+        world
+            .client_credentials(&assertion(&token_url(), "unverifiable-2"))
+            .await;
+        assert_eq!(host.fetches(), 1, "{document:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_jwks_uri_client_has_no_secret_either() {
+    let host = ClientHost::default();
+    host.serve(Some(client_keys().jwks_json()));
+    let world = remote_world(&host);
+    let request = form(
+        "grant_type=client_credentials",
+        &[("authorization", &basic(CLIENT, CLIENT_SECRET))],
+    );
+    assert_eq!(world.token.handle(&request).await.status, 401);
+    let id_only = format!("grant_type=client_credentials&client_id={CLIENT}");
+    assert_eq!(world.token.handle(&form(&id_only, &[])).await.status, 401);
+    assert_eq!(host.fetches(), 0, "no assertion, nothing fetched");
 }

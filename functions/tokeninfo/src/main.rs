@@ -1,6 +1,7 @@
 //! Tokeninfo function: RFC 7662 introspection, GET tokeninfo and OIDC userinfo.
 
 use shared::endpoints::tokeninfo::TokenInfoService;
+use shared::fetch::HttpsFetcher;
 use shared::{lambda, storage};
 
 #[tokio::main(flavor = "current_thread")]
@@ -8,6 +9,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     lambda::init_logging();
     let config = lambda::config_or_exit();
     let (store, key_source) = storage::aws::adapters(&config).await;
-    let service = &TokenInfoService::new(config, store, key_source);
+    let service = &TokenInfoService::new(config, store, key_source)
+        .with_jwks_fetcher(Box::new(HttpsFetcher::new()));
     lambda::serve(move |request| async move { service.handle(&request).await }).await
 }

@@ -4,6 +4,7 @@ use clap::Subcommand;
 use serde_json::json;
 use shared::crypto::{random_bytes, random_secret, sha256_b64};
 use shared::grants::client_assertion::validate_client_jwks;
+use shared::grants::client_jwks::validate_jwks_uri;
 use shared::grants::scope::parse_scope;
 use shared::now_epoch;
 use shared::storage::{Client, ClientDirectory, GrantType, StoredSecret, keys};
@@ -67,8 +68,12 @@ pub enum ClientCommand {
         #[arg(long, value_enum, default_value_t = AuthMethod::ClientSecretBasic)]
         auth_method: AuthMethod,
         /// The client's public keys, a JWKS file (`{"keys": [...]}`), for private_key_jwt.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "jwks_uri")]
         jwks: Option<std::path::PathBuf>,
+        /// Or where the client publishes its JWKS (https): each warm function fetches it,
+        /// keeps it 5 minutes, and fetches again for a key it does not know.
+        #[arg(long)]
+        jwks_uri: Option<String>,
         /// Every token request must carry a DPoP proof (RFC 9449): its tokens are all bound
         /// to the client's key, none is a bearer token.
         #[arg(long)]
@@ -94,8 +99,11 @@ pub enum ClientCommand {
         require_par: Option<bool>,
         /// Replace a private_key_jwt client's public keys with this JWKS file (rolling keys:
         /// list the new key beside the old one, then drop the old one later).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "jwks_uri")]
         jwks: Option<std::path::PathBuf>,
+        /// Or fetch a private_key_jwt client's keys from this https URL from now on.
+        #[arg(long)]
+        jwks_uri: Option<String>,
     },
     Disable {
         client_id: String,
@@ -186,6 +194,7 @@ fn view(client: &Client) -> serde_json::Value {
         "post_logout_redirect_uris": client.post_logout_redirect_uris,
         "public": client.public,
         "token_endpoint_auth_method": client.auth_method(),
+        "jwks_uri": client.jwks_uri,
         "pkce_required": client.pkce_required,
         "consent": client.consent,
         "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
@@ -246,6 +255,12 @@ async fn replace(admin: &Admin, client: &Client) -> CliResult {
     Ok(view(client))
 }
 
+/// A `jwks_uri` a client registers: https (http only to a loopback host).
+fn checked_jwks_uri(uri: String) -> Result<String, String> {
+    validate_jwks_uri(&uri).map_err(|reason| format!("--jwks-uri {uri:?}: {reason}"))?;
+    Ok(uri)
+}
+
 /// A JWKS file a client registers, checked (`validate_client_jwks`) and compact.
 fn read_jwks(path: &std::path::Path) -> Result<String, String> {
     let text =
@@ -282,6 +297,7 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
             consent,
             auth_method,
             jwks,
+            jwks_uri,
             require_dpop,
             require_par,
         } => {
@@ -319,19 +335,25 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
                     return Err("a public client cannot keep an API key secret".into());
                 }
             }
-            let jwks = match (auth_method, jwks) {
-                (AuthMethod::PrivateKeyJwt, Some(path)) if !public => Some(read_jwks(&path)?),
-                (AuthMethod::PrivateKeyJwt, None) => {
-                    return Err("--auth-method private_key_jwt needs --jwks FILE".into());
-                }
-                (AuthMethod::PrivateKeyJwt, Some(_)) => {
+            let keys_given = jwks.is_some() || jwks_uri.is_some();
+            match auth_method {
+                AuthMethod::PrivateKeyJwt if public => {
                     return Err("a public client has no keys: it authenticates with nothing".into());
                 }
-                (AuthMethod::ClientSecretBasic, Some(_)) => {
-                    return Err("--jwks goes with --auth-method private_key_jwt".into());
+                AuthMethod::PrivateKeyJwt if !keys_given => {
+                    return Err(
+                        "--auth-method private_key_jwt needs --jwks FILE or --jwks-uri URL".into(),
+                    );
                 }
-                (AuthMethod::ClientSecretBasic, None) => None,
-            };
+                AuthMethod::ClientSecretBasic if keys_given => {
+                    return Err(
+                        "--jwks and --jwks-uri go with --auth-method private_key_jwt".into(),
+                    );
+                }
+                _ => {}
+            }
+            let jwks = jwks.map(|path| read_jwks(&path)).transpose()?;
+            let jwks_uri = jwks_uri.map(checked_jwks_uri).transpose()?;
             let allowed_scopes = scopes(&allowed)?;
             // RFC 6749 §3.3: a request without `scope` gets a pre-defined default; unless told
             // otherwise that is everything the client may have (what Cognito users expect).
@@ -346,7 +368,7 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
                 ));
             }
             // A private_key_jwt client has no secret to fall back on.
-            let secret = (!public && jwks.is_none()).then(random_secret);
+            let secret = (!public && !keys_given).then(random_secret);
             let api_key_value = api_key.then(random_secret);
             let client = Client {
                 client_id: client_id.clone(),
@@ -374,6 +396,7 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
                 consent,
                 post_logout_redirect_uris,
                 jwks,
+                jwks_uri,
                 dpop_bound_access_tokens: require_dpop,
                 require_pushed_authorization_requests: require_par,
             };
@@ -408,10 +431,16 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
             require_dpop,
             require_par,
             jwks,
+            jwks_uri,
         } => {
-            if require_dpop.is_none() && require_par.is_none() && jwks.is_none() {
+            if require_dpop.is_none()
+                && require_par.is_none()
+                && jwks.is_none()
+                && jwks_uri.is_none()
+            {
                 return Err(
-                    "nothing to change: give --require-dpop, --require-par or --jwks".into(),
+                    "nothing to change: give --require-dpop, --require-par, --jwks or --jwks-uri"
+                        .into(),
                 );
             }
             let mut client = existing(admin, &client_id).await?;
@@ -421,13 +450,19 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
             if let Some(required) = require_par {
                 client.require_pushed_authorization_requests = required;
             }
+            if (jwks.is_some() || jwks_uri.is_some()) && !client.authenticates_by_assertion() {
+                return Err(format!(
+                    "{client_id:?} does not authenticate with private_key_jwt: it has no keys"
+                ));
+            }
+            // One source of keys: registering one drops the other.
             if let Some(path) = jwks {
-                if client.jwks.is_none() {
-                    return Err(format!(
-                        "{client_id:?} does not authenticate with private_key_jwt: it has no keys"
-                    ));
-                }
                 client.jwks = Some(read_jwks(&path)?);
+                client.jwks_uri = None;
+            }
+            if let Some(uri) = jwks_uri {
+                client.jwks_uri = Some(checked_jwks_uri(uri)?);
+                client.jwks = None;
             }
             replace(admin, &client).await
         }
@@ -459,7 +494,7 @@ pub async fn run(admin: &Admin, command: ClientCommand) -> CliResult {
                     "{client_id:?} is a public client: it has no secret"
                 ));
             }
-            if client.jwks.is_some() {
+            if client.authenticates_by_assertion() {
                 return Err(format!(
                     "{client_id:?} authenticates with private_key_jwt: it has no secret"
                 ));

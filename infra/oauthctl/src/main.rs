@@ -21,6 +21,8 @@ struct Cli {
     command: Command,
 }
 
+// One value per process: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Create the table and the signing-key set where missing (idempotent).

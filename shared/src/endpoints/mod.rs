@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::error::OAuthError;
 use crate::grants::client_auth::{Presentation, authenticate};
+use crate::grants::client_jwks::ClientJwks;
 use crate::http::{ApiRequest, ApiResponse};
 use crate::request::{Params, parse_body, presented_credentials};
 use crate::storage::{
@@ -142,6 +143,7 @@ pub(crate) async fn authenticated_request<
 >(
     config: &Config,
     store: &S,
+    client_jwks: &ClientJwks,
     request: &ApiRequest,
     endpoint: &str,
     now: i64,
@@ -158,8 +160,17 @@ pub(crate) async fn authenticated_request<
         api_key: request.header(&config.api_key_header),
         audiences: &audiences,
         now,
+        fetched_jwks: None,
     };
-    match authenticate(store, record.as_ref(), credentials, presentation).await {
+    match authenticate(
+        store,
+        client_jwks,
+        record.as_ref(),
+        credentials,
+        presentation,
+    )
+    .await
+    {
         Ok(client) => Ok((params, client.clone())),
         Err(error) => {
             count_client_failure(config, store, &credentials.client_id, now).await;

@@ -10,6 +10,7 @@ use crate::authorize::request::RawRequest;
 use crate::config::Config;
 use crate::error::OAuthError;
 use crate::grants::client_cache::ClientCache;
+use crate::grants::client_jwks::{ClientJwks, JwksFetcher};
 use crate::grants::{self, GrantContext, TokenResponse};
 use crate::http::{ApiRequest, ApiResponse};
 use crate::keys::{KeyCache, KeySource};
@@ -71,6 +72,7 @@ pub struct TokenService<S, K> {
     pub store: S,
     pub keys: KeyCache<K>,
     pub clients: ClientCache,
+    pub client_jwks: ClientJwks,
 }
 
 impl<S: TokenStore, K: KeySource> TokenService<S, K> {
@@ -82,7 +84,14 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
             store,
             keys,
             clients,
+            client_jwks: ClientJwks::default(),
         }
+    }
+
+    /// Fetches the keys of clients registered by `jwks_uri` through `fetcher`.
+    pub fn with_jwks_fetcher(mut self, fetcher: Box<dyn JwksFetcher>) -> Self {
+        self.client_jwks = ClientJwks::new(fetcher);
+        self
     }
 
     /// Routes one request of the token function.
@@ -200,6 +209,7 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
             store: &self.store,
             keys: &keys,
             clients: &self.clients,
+            client_jwks: &self.client_jwks,
             issuer: &issuer,
             now,
             params: &params,
@@ -234,8 +244,15 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
             ));
         }
         let now = crate::now_epoch();
-        let (_, client) =
-            authenticated_request(&self.config, &self.store, request, PAR_ENDPOINT, now).await?;
+        let (_, client) = authenticated_request(
+            &self.config,
+            &self.store,
+            &self.client_jwks,
+            request,
+            PAR_ENDPOINT,
+            now,
+        )
+        .await?;
         let raw = RawRequest::from_form(&request.body);
         let pushed = match pushed::push(&raw, &client, now) {
             Ok(pushed) => pushed,
@@ -261,8 +278,15 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
     /// revoked tokens are a no-op; another client's token is refused.
     async fn revoke(&self, request: &ApiRequest) -> Result<(), OAuthError> {
         let now = crate::now_epoch();
-        let (params, client) =
-            authenticated_request(&self.config, &self.store, request, "/v2/revoke", now).await?;
+        let (params, client) = authenticated_request(
+            &self.config,
+            &self.store,
+            &self.client_jwks,
+            request,
+            "/v2/revoke",
+            now,
+        )
+        .await?;
         let client = &client;
         let token = params
             .get("token")

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::{authenticated_request, endpoint_url, issuer, verified_dpop_proof, with_dpop_nonce};
 use crate::config::Config;
 use crate::error::OAuthError;
+use crate::grants::client_jwks::{ClientJwks, JwksFetcher};
 use crate::grants::refresh::family_account;
 use crate::grants::spend_dpop_proof;
 use crate::http::{ApiRequest, ApiResponse};
@@ -97,6 +98,7 @@ pub struct TokenInfoService<S, K> {
     pub config: Config,
     pub store: S,
     pub keys: KeyCache<K>,
+    pub client_jwks: ClientJwks,
 }
 
 /// How an access token was presented.
@@ -192,7 +194,14 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
             config,
             store,
             keys,
+            client_jwks: ClientJwks::default(),
         }
+    }
+
+    /// Fetches the keys of clients registered by `jwks_uri` through `fetcher`.
+    pub fn with_jwks_fetcher(mut self, fetcher: Box<dyn JwksFetcher>) -> Self {
+        self.client_jwks = ClientJwks::new(fetcher);
+        self
     }
 
     pub async fn handle(&self, request: &ApiRequest) -> ApiResponse {
@@ -305,8 +314,15 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
     /// RFC 7662 §2: POST with client authentication (the token endpoint's rules).
     async fn introspect(&self, request: &ApiRequest) -> Result<Introspection, OAuthError> {
         let now = crate::now_epoch();
-        let (params, client) =
-            authenticated_request(&self.config, &self.store, request, "/v2/tokeninfo", now).await?;
+        let (params, client) = authenticated_request(
+            &self.config,
+            &self.store,
+            &self.client_jwks,
+            request,
+            "/v2/tokeninfo",
+            now,
+        )
+        .await?;
         let client = &client;
         let token = params
             .get("token")

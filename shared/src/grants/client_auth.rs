@@ -10,6 +10,7 @@ use std::sync::LazyLock;
 use subtle::{Choice, ConstantTimeEq};
 
 use super::client_assertion::{self, VerifiedAssertion};
+use super::client_jwks::ClientJwks;
 use crate::crypto::sha256_b64;
 use crate::error::OAuthError;
 use crate::request::ClientCredentials;
@@ -30,6 +31,8 @@ pub struct Presentation<'a> {
     /// endpoint receiving it (RFC 7523 §3 rule 3).
     pub audiences: &'a [String],
     pub now: i64,
+    /// The keys fetched from the client's `jwks_uri`, when it registered one.
+    pub fetched_jwks: Option<&'a str>,
 }
 
 /// An authenticated client; an assertion's `jti` still has to be spent (`authenticate`).
@@ -40,14 +43,40 @@ pub struct Authenticated<'c> {
 }
 
 /// `authenticate_client`, then the assertion's single use (RFC 7523 §3 rule 7): a replayed
-/// assertion fails like any other, one conditional write settling concurrent replays.
+/// assertion fails like any other, one conditional write settling concurrent replays. A
+/// client registered by `jwks_uri` is checked against its fetched keys, and once more against
+/// a new copy when they verify nothing (it may have rotated).
 pub async fn authenticate<'c, S: AssertionReplays>(
     store: &S,
+    client_jwks: &ClientJwks,
     record: Option<&'c Client>,
     credentials: &ClientCredentials,
     presentation: Presentation<'_>,
 ) -> Result<&'c Client, OAuthError> {
-    let authenticated = authenticate_client(record, credentials, presentation)?;
+    let jwks_uri = record
+        .and_then(|client| client.jwks_uri.as_deref())
+        .filter(|_| credentials.assertion.is_some());
+    let authenticated = match jwks_uri {
+        None => authenticate_client(record, credentials, presentation)?,
+        Some(uri) => {
+            let now = presentation.now;
+            let kept = client_jwks.keys(uri, now).await;
+            let with = |jwks: Option<&str>| {
+                let presentation = Presentation {
+                    fetched_jwks: jwks,
+                    ..presentation
+                };
+                authenticate_client(record, credentials, presentation)
+            };
+            match with(kept.as_deref()) {
+                Ok(authenticated) => authenticated,
+                Err(failure) => match client_jwks.refreshed(uri, now).await {
+                    Some(fresh) => with(Some(&fresh))?,
+                    None => return Err(failure),
+                },
+            }
+        }
+    };
     if let Some(assertion) = &authenticated.assertion {
         let key = keys::assertion(&authenticated.client.client_id, &assertion.jti);
         let leeway = crate::tokens::verify::LEEWAY_SECONDS as i64;
@@ -106,7 +135,9 @@ pub fn authenticate_client<'c>(
     // wrong-secret answer after the same work. A public client has no secret to match, nor a
     // private_key_jwt client.
     let method_ok = match record {
-        Some(client) => client.public == credentials.secretless && client.jwks.is_none(),
+        Some(client) => {
+            client.public == credentials.secretless && !client.authenticates_by_assertion()
+        }
         None => false,
     };
     let authenticated = if credentials.secretless {
@@ -134,7 +165,11 @@ fn authenticate_assertion<'c>(
         basic_challenge: false,
     };
     let client = record.filter(|c| c.enabled).ok_or(failure)?;
-    let jwks = client.jwks.as_deref().ok_or(failure)?;
+    let jwks = match &client.jwks_uri {
+        Some(_) => presentation.fetched_jwks,
+        None => client.jwks.as_deref(),
+    }
+    .ok_or(failure)?;
     if let Some(stored) = client.api_key_sha256.as_deref() {
         let sent = presentation.api_key.map(|k| sha256_b64(k.as_bytes()));
         if !sent.is_some_and(|sent| bool::from(digest_matches(&sent, stored))) {
@@ -164,6 +199,7 @@ mod tests {
             api_key,
             audiences: &[],
             now,
+            fetched_jwks: None,
         }
     }
 

@@ -6,6 +6,7 @@ pub mod client_assertion;
 pub mod client_auth;
 pub mod client_cache;
 pub mod client_credentials;
+pub mod client_jwks;
 mod issue;
 pub mod password;
 pub mod refresh;
@@ -24,6 +25,8 @@ pub struct GrantContext<'a, S> {
     pub keys: &'a KeySet,
     /// Client records a warm instance may reuse (client_credentials only; off by default).
     pub clients: &'a client_cache::ClientCache,
+    /// Keys of clients registered by `jwks_uri`, as this instance fetched them.
+    pub client_jwks: &'a client_jwks::ClientJwks,
     pub issuer: &'a str,
     pub now: i64,
     pub params: &'a Params,
@@ -43,6 +46,7 @@ impl<S> GrantContext<'_, S> {
             api_key: self.api_key,
             audiences: self.assertion_audiences,
             now: self.now,
+            fetched_jwks: None,
         }
     }
 }
@@ -55,8 +59,14 @@ impl<S: crate::storage::AssertionReplays> GrantContext<'_, S> {
         record: Option<&'c crate::storage::Client>,
     ) -> Result<&'c crate::storage::Client, crate::error::OAuthError> {
         let credentials = self.credentials.client();
-        let client =
-            client_auth::authenticate(self.store, record, credentials, self.presentation()).await?;
+        let client = client_auth::authenticate(
+            self.store,
+            self.client_jwks,
+            record,
+            credentials,
+            self.presentation(),
+        )
+        .await?;
         match self.dpop {
             // RFC 9449 §5.2: a client registered with `dpop_bound_access_tokens` gets no
             // bearer token.

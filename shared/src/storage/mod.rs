@@ -99,6 +99,10 @@ pub struct Client {
     /// authenticates with assertions signed by them and has no secret to fall back on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks: Option<String>,
+    /// Or where the client publishes them (`--jwks-uri`): fetched, checked and kept by each
+    /// warm instance (`grants::client_jwks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
     /// Every token request must carry a DPoP proof (`--require-dpop`; RFC 9449 §5.2's
     /// `dpop_bound_access_tokens`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -112,13 +116,20 @@ pub struct Client {
 impl Client {
     /// Its `token_endpoint_auth_method` (RFC 7591 §2), as discovery names them.
     pub fn auth_method(&self) -> &'static str {
-        if self.jwks.is_some() {
+        if self.authenticates_by_assertion() {
             "private_key_jwt"
         } else if self.public {
             "none"
         } else {
             "client_secret_basic"
         }
+    }
+}
+
+impl Client {
+    /// A private_key_jwt client: registered keys or a `jwks_uri`, and no secret to fall back on.
+    pub fn authenticates_by_assertion(&self) -> bool {
+        self.jwks.is_some() || self.jwks_uri.is_some()
     }
 }
 
