@@ -19,6 +19,7 @@ import collections
 import hashlib
 import hmac
 import json
+import os
 import shutil
 import threading
 import time
@@ -841,3 +842,128 @@ def test_oauthctl_client_update_rolls_a_clients_keys(stack, tmp_path):
     with pytest.raises(Exception, match="no keys"):
         stack.oauthctl("client", "update", secret_client["client_id"],
                        "--jwks", str(write_jwks(tmp_path, [new.public_jwk])))
+
+
+# ============================================================ keys published at a jwks_uri
+# Instances per function under `cargo lambda watch` (conftest's --concurrency).
+INSTANCES = int(os.environ.get("OAUTH_E2E_CONCURRENCY", "4"))
+
+
+class JwksHost:
+    """The client's own web server on loopback: serves `document` at /jwks.json (a status
+    instead when `status` is set) and counts what it was asked."""
+
+    def __init__(self):
+        import http.server
+
+        host = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                host.fetches += 1
+                body = json.dumps(host.document).encode()
+                self.send_response(host.status or 200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.document: dict = {"keys": []}
+        self.status: Optional[int] = None
+        self.fetches = 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+
+    def publish(self, *signers: Signer) -> None:
+        self.document = {"keys": [s.public_jwk for s in signers]}
+
+
+@pytest.fixture()
+def jwks_host():
+    host = JwksHost()
+    yield host
+    host.server.shutdown()
+
+
+def register_by_uri(stack, uri: str) -> dict:
+    out = stack.oauthctl("client", "create", "--name", unique("e2e-jwks-uri"),
+                         "--grant", "client_credentials", "--scope", "read",
+                         "--auth-method", "private_key_jwt", "--jwks-uri", uri)
+    assert out["token_endpoint_auth_method"] == "private_key_jwt", out
+    assert out["jwks_uri"] == uri and "client_secret" not in out, out
+    return out
+
+
+def test_a_client_registered_by_jwks_uri_authenticates_with_its_published_keys(
+        stack, jwks_host):
+    # GIVEN a client whose keys are published at its jwks_uri
+    signer = new_signer("ec")
+    jwks_host.publish(signer)
+    client = PkClient(register_by_uri(stack, jwks_host.uri)["client_id"], {"ec": signer}, {})
+    # WHEN Authlib authenticates with one of them THEN the token endpoint fetched and used it
+    session, _ = authlib_session(stack, client, signer)
+    token = session.fetch_token(stack.url(TOKEN_PATH), grant_type="client_credentials",
+                                scope="read")
+    verify_access_token(stack, token["access_token"])
+    assert jwks_host.fetches >= 1
+    # AND a warm function does not fetch again for the next assertions: at most one fetch per
+    # instance of the token function
+    for _ in range(3 * INSTANCES):
+        assert_success(token_request(stack, assertion_for(stack, client)))
+    assert jwks_host.fetches <= INSTANCES
+    # AND introspection takes the client's assertions too
+    assert introspect(stack, client, token["access_token"])["active"] is True
+
+
+def test_a_jwks_uri_that_gives_no_keys_is_invalid_client(stack, jwks_host):
+    signer = new_signer("rsa")
+    jwks_host.status = 500
+    client = PkClient(register_by_uri(stack, jwks_host.uri)["client_id"], {"rsa": signer}, {})
+    assertion = assertion_for(stack, client)
+    resp = token_request(stack, assertion)
+    assert_invalid_client(resp, assertion)
+    assert jwks_host.uri not in resp.text and "127.0.0.1" not in resp.text
+    # A host that is down: nothing listens at the URI.
+    gone = JwksHost()
+    uri = gone.uri
+    gone.server.shutdown()
+    gone.server.server_close()
+    client = PkClient(register_by_uri(stack, uri)["client_id"], {"rsa": signer}, {})
+    assert_invalid_client(token_request(stack, assertion_for(stack, client)))
+
+
+@pytest.mark.parametrize("uri", [
+    "http://client.example.com/jwks.json",  # http only to a loopback host
+    "ftp://client.example.com/jwks.json",
+    "https://user@client.example.com/jwks.json",
+    "https://client.example.com/jwks.json#keys",
+    "client.example.com/jwks.json",
+])
+def test_oauthctl_refuses_a_jwks_uri_that_is_not_https(stack, uri):
+    with pytest.raises(Exception, match="jwks-uri"):
+        register_by_uri(stack, uri)
+
+
+def test_oauthctl_takes_one_source_of_keys(stack, tmp_path, jwks_host):
+    signer = new_signer("ec")
+    both = create_args(write_jwks(tmp_path, [signer.public_jwk])) + ["--jwks-uri", jwks_host.uri]
+    with pytest.raises(Exception, match="cannot be used with"):
+        stack.oauthctl(*both)
+    with pytest.raises(Exception, match="private_key_jwt"):
+        stack.oauthctl("client", "create", "--name", unique("e2e"), "--grant",
+                       "client_credentials", "--scope", "read", "--jwks-uri", jwks_host.uri)
+    # A client registered with a JWKS file moves to a jwks_uri (and the file's keys go).
+    client = register(stack, tmp_path, ec=signer)
+    moved = new_signer("ed")
+    jwks_host.publish(moved)
+    out = stack.oauthctl("client", "update", client.client_id, "--jwks-uri", jwks_host.uri)
+    assert out["jwks_uri"] == jwks_host.uri, out
+    assert_success(token_request(stack, sign(moved, claims(stack, client.client_id))))
+    assert_invalid_client(token_request(stack, sign(signer, claims(stack, client.client_id))))
