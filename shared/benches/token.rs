@@ -267,6 +267,7 @@ fn code_exchange_request(rt: &tokio::runtime::Runtime, store: &MemoryStore) -> A
             scope: WEB_SCOPE.to_owned(),
             nonce: Some("n1".to_owned()),
             code_challenge: Some(challenge_of(VERIFIER)),
+            dpop_jkt: None,
             user_id: USER_ID.to_owned(),
             username: USERNAME.to_owned(),
             claims: BTreeMap::from([("email".to_owned(), "alice@example.com".to_owned())]),

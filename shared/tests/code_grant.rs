@@ -51,6 +51,7 @@ fn granted(client_id: &str, challenge: Option<String>) -> AuthorizationCode {
         scope: "openid email".to_owned(),
         nonce: Some("n-0S6_WzA2Mj".to_owned()),
         code_challenge: challenge,
+        dpop_jkt: None,
         user_id: USER_ID.to_owned(),
         username: USERNAME.to_owned(),
         claims: shared::testing::user("").claims,

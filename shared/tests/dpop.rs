@@ -126,6 +126,11 @@ impl World {
 
     /// A code for alice and `client_id`, as the authorization endpoint stores it.
     async fn mint_code(&self, client_id: &str) -> String {
+        self.mint_bound_code(client_id, None).await
+    }
+
+    /// A code as the authorization endpoint stores it for a request with `dpop_jkt`.
+    async fn mint_bound_code(&self, client_id: &str, dpop_jkt: Option<String>) -> String {
         let grant = AuthorizationCode {
             code_hash: String::new(),
             client_id: client_id.to_owned(),
@@ -133,6 +138,7 @@ impl World {
             scope: "openid email".to_owned(),
             nonce: None,
             code_challenge: Some(challenge_of(VERIFIER)),
+            dpop_jkt,
             user_id: USER_ID.to_owned(),
             username: USERNAME.to_owned(),
             claims: user("").claims,
@@ -548,4 +554,32 @@ async fn a_public_family_begun_without_a_proof_is_bound_at_its_first_refresh_wit
     let second = str_of(&response, "refresh_token");
     // From now on only that key refreshes it.
     assert_only_its_key_refreshes(&world, &second).await;
+}
+
+#[tokio::test]
+async fn a_code_bound_by_dpop_jkt_is_redeemed_only_with_a_proof_by_that_key() {
+    let world = world();
+    for client_id in ["spa", "web"] {
+        let code = world
+            .mint_bound_code(client_id, Some(jkt(Alg::Es256)))
+            .await;
+        let response = world.exchange(client_id, &code, None).await;
+        assert_eq!(error_of(&response), (400, "invalid_dpop_proof".into()));
+
+        let code = world
+            .mint_bound_code(client_id, Some(jkt(Alg::Es256)))
+            .await;
+        let other = dpop_proof(Alg::EdDsa, "POST", &token_url());
+        let response = world.exchange(client_id, &code, Some(&other)).await;
+        assert_eq!(error_of(&response), (400, "invalid_grant".into()));
+
+        let code = world
+            .mint_bound_code(client_id, Some(jkt(Alg::Es256)))
+            .await;
+        let own = dpop_proof(Alg::Es256, "POST", &token_url());
+        let response = world.exchange(client_id, &code, Some(&own)).await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        let token = str_of(&response, "access_token");
+        assert_eq!(claims_of(&token)["cnf"]["jkt"], jkt(Alg::Es256));
+    }
 }

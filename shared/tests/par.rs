@@ -254,3 +254,116 @@ async fn require_par_for_the_deployment_applies_to_every_client() {
         200
     );
 }
+
+impl World {
+    /// A push of web with a DPoP proof by the fixture key for `alg`.
+    async fn push_with_proof(&self, extra: &str, proof: &str) -> ApiResponse {
+        let mut request = post(
+            "/oauth/v2/par",
+            "application/x-www-form-urlencoded",
+            &parameters(extra),
+            &[("authorization", &basic("web", CLIENT_SECRET))],
+        );
+        request.headers.append("dpop", proof.parse().unwrap());
+        self.token.handle(&request).await
+    }
+
+    /// Signs alice in through `request_uri`; the code.
+    async fn code_through(&self, request_uri: &str) -> String {
+        let page = self.authorize(&by_reference("web", request_uri)).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let done = self
+            .authorize
+            .handle(&login_form(&page, PASSWORD, "same-origin"))
+            .await;
+        redirected(&done)["code"].clone()
+    }
+
+    async fn exchange(&self, code: &str, proof: Option<&str>) -> ApiResponse {
+        let body = format!(
+            "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={VERIFIER}",
+            encoded(REDIRECT_URI)
+        );
+        let mut request = form(&body, &[("authorization", &basic("web", CLIENT_SECRET))]);
+        if let Some(proof) = proof {
+            request.headers.append("dpop", proof.parse().unwrap());
+        }
+        self.token.handle(&request).await
+    }
+}
+
+fn par_url() -> String {
+    format!("{ISSUER}/v2/par")
+}
+
+fn token_url() -> String {
+    format!("{ISSUER}/v2/token")
+}
+
+#[tokio::test]
+async fn a_proof_with_the_push_binds_the_code_to_its_key() {
+    let world = world();
+    let response = world
+        .push_with_proof("", &dpop_proof(Alg::Es256, "POST", &par_url()))
+        .await;
+    assert_eq!(response.status, 201, "{}", response.body);
+    let request_uri = json_of(&response)["request_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = world.code_through(&request_uri).await;
+    // RFC 9449 §10: another key's proof does not redeem it (and the code is spent).
+    let other = dpop_proof(Alg::EdDsa, "POST", &token_url());
+    let refused = world.exchange(&code, Some(&other)).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(json_of(&refused)["error"], "invalid_grant");
+
+    let response = world
+        .push_with_proof("", &dpop_proof(Alg::Es256, "POST", &par_url()))
+        .await;
+    let request_uri = json_of(&response)["request_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = world.code_through(&request_uri).await;
+    let without = world.exchange(&code, None).await;
+    assert_eq!(json_of(&without)["error"], "invalid_dpop_proof");
+
+    let response = world
+        .push_with_proof("", &dpop_proof(Alg::Es256, "POST", &par_url()))
+        .await;
+    let request_uri = json_of(&response)["request_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = world.code_through(&request_uri).await;
+    let own = dpop_proof(Alg::Es256, "POST", &token_url());
+    let issued = world.exchange(&code, Some(&own)).await;
+    assert_eq!(issued.status, 200, "{}", issued.body);
+    assert_eq!(json_of(&issued)["token_type"], "DPoP");
+}
+
+#[tokio::test]
+async fn a_push_proof_must_fit_the_push_and_its_dpop_jkt() {
+    let world = world();
+    let es256 = shared::tokens::dpop::thumbprint(&dpop_public_jwk(Alg::Es256)).unwrap();
+    // The same key twice is fine; another key's thumbprint is refused.
+    let same = format!("&dpop_jkt={es256}");
+    let response = world
+        .push_with_proof(&same, &dpop_proof(Alg::Es256, "POST", &par_url()))
+        .await;
+    assert_eq!(response.status, 201, "{}", response.body);
+    let response = world
+        .push_with_proof(&same, &dpop_proof(Alg::EdDsa, "POST", &par_url()))
+        .await;
+    assert_eq!(response.status, 400, "{}", response.body);
+    assert_eq!(json_of(&response)["error"], "invalid_dpop_proof");
+    // A proof made for the token endpoint is not one for the push.
+    let response = world
+        .push_with_proof("", &dpop_proof(Alg::Es256, "POST", &token_url()))
+        .await;
+    assert_eq!(json_of(&response)["error"], "invalid_dpop_proof");
+    // A malformed dpop_jkt is the authorization endpoint's invalid_request.
+    let response = world.push("web", &parameters("&dpop_jkt=abc")).await;
+    assert_eq!(json_of(&response)["error"], "invalid_request");
+}

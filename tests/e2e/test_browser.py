@@ -232,6 +232,31 @@ def test_openid_client_with_dpop_binds_a_public_clients_tokens_to_its_key(stack,
     assert_error(bearer, 401, "invalid_token")
 
 
+def test_a_code_is_bound_to_the_dpop_key_of_the_push_or_of_dpop_jkt(stack, app, context):
+    # GIVEN a confidential browser client, a user, and openid-client with a DPoP key
+    client = browser_client(stack, app)
+    user = make_user(stack)
+    key = new_key("ec")
+    rp = OpenIdClientRP(stack, client, dpop_jwk=key.private_jwk)
+    # WHEN it pushes with a DPoP proof (buildAuthorizationUrlWithPAR with its DPoP handle) and
+    # the user signs in THEN its own key redeems the code and the token is bound to it
+    pending = rp.authorize(par=True)
+    page = context.new_page()
+    page.goto(pending.url)
+    sign_in(page, user["username"], user["password"])
+    tokens = rp.callback(pending, app.wait(page).url)["tokens"]
+    assert jwt_payload(tokens["access_token"])["cnf"] == {"jkt": key.jkt}
+    # WHEN a request names the key by dpop_jkt (RFC 9449 §10) THEN another key cannot redeem
+    # the code (the browser still has its session: no login page)
+    pending = rp.authorize(dpop_jkt=key.jkt)
+    page.goto(pending.url)
+    callback_url = app.wait(page).url
+    stranger = OpenIdClientRP(stack, client, dpop_jwk=new_key("ed").private_jwk)
+    with pytest.raises(Refused) as refused:
+        stranger.callback(pending, callback_url)
+    assert refused.value.refused["error"] == "invalid_grant", refused.value.refused
+
+
 def test_openid_client_signs_in_through_a_pushed_authorization_request(stack, app, context):
     # GIVEN a client that takes authorization requests only through PAR (RFC 9126), and
     # openid-client's buildAuthorizationUrlWithPAR (discovery names the PAR endpoint)

@@ -14,7 +14,7 @@ pub const LIFETIME_SECONDS: i64 = 60;
 
 /// What is kept of a push: the authorization request's parameters (what `validate` and the
 /// sign-in read). Anything else, client authentication above all, is not stored.
-const AUTHORIZATION_PARAMETERS: [&str; 14] = [
+const AUTHORIZATION_PARAMETERS: [&str; 15] = [
     "response_type",
     "client_id",
     "redirect_uri",
@@ -23,6 +23,7 @@ const AUTHORIZATION_PARAMETERS: [&str; 14] = [
     "nonce",
     "code_challenge",
     "code_challenge_method",
+    "dpop_jkt",
     "response_mode",
     "prompt",
     "max_age",
@@ -38,8 +39,15 @@ pub struct Pushed {
 }
 
 /// Checks the pushed parameters of an authenticated `client` as the authorization endpoint
-/// checks a request (RFC 9126 §2.1), and makes its single-use reference.
-pub fn push(raw: &RawRequest, client: &Client, now: i64) -> Result<Pushed, AuthorizeError> {
+/// checks a request (RFC 9126 §2.1), and makes its single-use reference. `proof_jkt`: the
+/// thumbprint of the push's DPoP proof, which binds the code when `dpop_jkt` was not sent
+/// (RFC 9449 §10.1; the caller refused a `dpop_jkt` of another key).
+pub fn push(
+    raw: &RawRequest,
+    client: &Client,
+    proof_jkt: Option<&str>,
+    now: i64,
+) -> Result<Pushed, AuthorizeError> {
     // RFC 9126 §2.1: a pushed request cannot point at another one.
     if raw.get("request_uri").is_some() {
         return Err(AuthorizeError::InvalidRequest(
@@ -57,11 +65,14 @@ pub fn push(raw: &RawRequest, client: &Client, now: i64) -> Result<Pushed, Autho
     // The same checks, in the same order, as at the authorization endpoint; with the client
     // authenticated, an untrusted redirect URI is an error to it rather than a page.
     let mut parameters = raw.encoded_only(&AUTHORIZATION_PARAMETERS);
+    let mut form = form_urlencoded::Serializer::new(parameters);
     if raw.get("client_id").is_none() {
-        let mut form = form_urlencoded::Serializer::new(parameters);
         form.append_pair("client_id", &client.client_id);
-        parameters = form.finish();
     }
+    if let (Some(jkt), None) = (proof_jkt, raw.get("dpop_jkt")) {
+        form.append_pair("dpop_jkt", jkt);
+    }
+    parameters = form.finish();
     let as_sent = RawRequest::from_form(parameters.as_bytes());
     match trusted_reply(&as_sent, Some(client)).and_then(|reply| validate(&as_sent, client, reply))
     {

@@ -89,6 +89,8 @@ pub struct AuthorizationRequest {
     pub scopes: Vec<String>,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code may be redeemed with.
+    pub dpop_jkt: Option<String>,
     pub prompt: Prompt,
     /// Seconds; `Some(0)` asks for a fresh login (OIDC Core §3.1.2.1).
     pub max_age: Option<i64>,
@@ -267,6 +269,16 @@ pub fn validate(
         }
         (None, None) => None,
     };
+    // RFC 9449 §10: the code is bound to this key; a thumbprint is a base64url SHA-256.
+    let dpop_jkt = match raw.get("dpop_jkt") {
+        Some(jkt) if is_thumbprint(jkt) => Some(jkt.to_owned()),
+        Some(_) => {
+            return refuse(AuthorizeError::InvalidRequest(
+                "dpop_jkt must be the base64url SHA-256 JWK thumbprint of the DPoP key",
+            ));
+        }
+        None => None,
+    };
     let mut prompt = Prompt::default();
     for value in raw.get("prompt").unwrap_or_default().split(' ') {
         match value {
@@ -309,11 +321,20 @@ pub fn validate(
         scopes,
         nonce: raw.get("nonce").map(str::to_owned),
         code_challenge,
+        dpop_jkt,
         prompt,
         max_age,
         id_token_hint: raw.get("id_token_hint").map(str::to_owned),
         login_hint: raw.get("login_hint").map(str::to_owned),
     })
+}
+
+/// An RFC 7638 SHA-256 thumbprint as base64url: 43 characters of its alphabet.
+pub fn is_thumbprint(text: &str) -> bool {
+    text.len() == 43
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The redirect URI with the response's parameters added to its query (RFC 6749 §4.1.2,
@@ -393,6 +414,28 @@ mod tests {
         assert_eq!(request.max_age, Some(0));
         assert!(request.prompt.login && !request.prompt.none);
         assert_eq!(request.reply.mode, ResponseMode::Query);
+    }
+
+    #[test]
+    fn dpop_jkt_is_kept_when_it_is_a_thumbprint() {
+        let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+        let request = check(
+            &query(&format!("response_type=code&dpop_jkt={jkt}")),
+            &web(),
+        )
+        .unwrap();
+        assert_eq!(request.dpop_jkt.as_deref(), Some(jkt));
+        for bad in [
+            "abc",
+            &format!("{jkt}A"),
+            "0ZcOCORZNYy+DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+        ] {
+            let raw = query(&format!(
+                "response_type=code&dpop_jkt={}",
+                form_urlencoded::byte_serialize(bad.as_bytes()).collect::<String>()
+            ));
+            assert_eq!(error_of(check(&raw, &web())), "invalid_request", "{bad:?}");
+        }
     }
 
     #[test]

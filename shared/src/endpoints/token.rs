@@ -106,10 +106,11 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
             return ApiResponse::method_not_allowed("POST");
         }
         if is_par {
-            return self
+            let response = self
                 .push(request)
                 .await
                 .unwrap_or_else(OAuthError::into_response);
+            return self.add_dpop_nonce(response).await;
         }
         if is_revoke {
             return match self.revoke(request).await {
@@ -244,6 +245,7 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
             ));
         }
         let now = crate::now_epoch();
+        let proof = self.push_proof(request, now).await?;
         let (_, client) = authenticated_request(
             &self.config,
             &self.store,
@@ -254,7 +256,18 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
         )
         .await?;
         let raw = RawRequest::from_form(&request.body);
-        let pushed = match pushed::push(&raw, &client, now) {
+        // RFC 9449 §10.1: a proof with the push binds the code to its key, as `dpop_jkt` does;
+        // sent together, they must name the same key.
+        if let Some(proof) = &proof {
+            if raw.get("dpop_jkt").is_some_and(|jkt| jkt != proof.jkt) {
+                return Err(OAuthError::InvalidDpopProof(
+                    "dpop_jkt is not the thumbprint of the DPoP proof's key",
+                ));
+            }
+            grants::spend_dpop_proof(&self.store, proof, now).await?;
+        }
+        let proof_jkt = proof.as_ref().map(|proof| proof.jkt.as_str());
+        let pushed = match pushed::push(&raw, &client, proof_jkt, now) {
             Ok(pushed) => pushed,
             // RFC 9126 §2.3: the authorization endpoint's error, as a JSON error.
             Err(error) => {
@@ -271,6 +284,28 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
             "expires_in": pushed::LIFETIME_SECONDS,
         });
         Ok(ApiResponse::json(201, &body).no_store())
+    }
+
+    /// The push's DPoP proof, verified for the PAR URL (RFC 9449 §10.1); spent by `push`
+    /// once the client authenticated.
+    async fn push_proof(
+        &self,
+        request: &ApiRequest,
+        now: i64,
+    ) -> Result<Option<dpop::Proof>, OAuthError> {
+        if request.header(dpop::HEADER).is_none() {
+            return Ok(None);
+        }
+        let url = endpoint_url(&issuer(&self.config, request)?, PAR_PATH);
+        let expected = dpop::Expected {
+            method: "POST",
+            url: &url,
+            access_token: None,
+            now,
+        };
+        let keys = self.keys.current().await?;
+        let nonces = self.config.dpop_nonce_required.then_some(&*keys);
+        verified_dpop_proof(request, &expected, nonces)
     }
 
     /// RFC 7009: a refresh token revokes its family (and so every access token carrying its

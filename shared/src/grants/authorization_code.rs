@@ -100,6 +100,24 @@ pub async fn grant<
         ));
     }
 
+    // RFC 9449 §10: a code bound to a DPoP key is redeemed only with a proof by that key (the
+    // same answers as a bound refresh token's).
+    if let Some(bound) = &granted.dpop_jkt {
+        match ctx.dpop {
+            None => {
+                return Err(OAuthError::InvalidDpopProof(
+                    "this code is bound to a DPoP key (dpop_jkt): send a proof by it",
+                ));
+            }
+            Some(proof) if proof.jkt != *bound => {
+                return Err(OAuthError::InvalidGrant(
+                    "the code is bound to another DPoP key",
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+
     // The family is the session's record even without a refresh token: revoking it (code
     // reuse, logout) ends the access tokens that carry it as `sid`.
     let token = RefreshToken::next_in(&granted.family_id);

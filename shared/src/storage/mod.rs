@@ -258,6 +258,9 @@ pub struct AuthorizationCode {
     /// The S256 `code_challenge` (RFC 7636 §4.2), when the request had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_challenge: Option<String>,
+    /// RFC 9449 §10: only a DPoP proof by the key of this thumbprint redeems the code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
     pub user_id: String,
     pub username: String,
     /// The user's claims at login (the exchange follows within a minute).
@@ -320,6 +323,8 @@ pub struct LoginTransaction {
     pub nonce: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_challenge: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_hint: Option<String>,
     /// `prompt=consent`: ask again even where consent was given.

@@ -107,9 +107,10 @@ const ops = {
       ...(req.params ?? {}),
     };
     // With "par": true the parameters are pushed first (RFC 9126) and the URL carries only
-    // client_id and the request_uri.
+    // client_id and the request_uri; with a dpop_jwk too, the push carries a DPoP proof, which
+    // binds the code to that key (RFC 9449 §10.1).
     const url = req.par
-      ? await client.buildAuthorizationUrlWithPAR(config, parameters)
+      ? await client.buildAuthorizationUrlWithPAR(config, parameters, await dpopOptions(config, req))
       : client.buildAuthorizationUrl(config, parameters);
     return { url: url.href, state, nonce, code_verifier };
   },
