@@ -83,6 +83,19 @@ fn too_large() -> FetchError {
 }
 
 fn build_client() -> Result<HttpsClient, FetchError> {
+    // `http` is reachable only for loopback URIs (`client_jwks::validate_jwks_uri`).
+    tls_client(None).map_err(|e| FetchError(format!("no TLS client: {e}")))
+}
+
+/// An HTTP/1.1 client on the hyper + rustls (aws-lc-rs) stack the AWS SDK links, trusting the
+/// platform's roots (`SSL_CERT_FILE` too, as the SDK does); `http` URIs pass in the clear.
+pub(crate) fn tls_client<B>(
+    connect_timeout: Option<Duration>,
+) -> Result<Client<HttpsConnector<HttpConnector>, B>, rustls::Error>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+{
     let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -90,15 +103,17 @@ fn build_client() -> Result<HttpsClient, FetchError> {
             builder
                 .with_native_roots()
                 .map_err(|e| rustls::Error::General(e.to_string()))
-        })
-        .map_err(|e| FetchError(format!("no TLS client: {e}")))?
+        })?
         .with_no_client_auth();
-    // `http` is reachable only for loopback URIs (`client_jwks::validate_jwks_uri`).
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(connect_timeout);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .build();
+        .wrap_connector(http);
     Ok(Client::builder(TokioExecutor::new()).build(connector))
 }
 

@@ -20,14 +20,7 @@ use shared::storage::{
 async fn sdk_config() -> aws_config::SdkConfig {
     let endpoint = std::env::var("OAUTH_TEST_AWS_ENDPOINT")
         .expect("OAUTH_TEST_AWS_ENDPOINT must point at moto (make test sets it)");
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await
+    sdk_config_at(&endpoint).await
 }
 
 fn unique(prefix: &str) -> String {
@@ -41,7 +34,7 @@ fn unique(prefix: &str) -> String {
 
 async fn fresh_store() -> DynamoStore {
     let sdk = sdk_config().await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), unique("adapter"));
+    let store = DynamoStore::from_sdk_config(&sdk, unique("adapter")).await;
     assert!(
         store.create_table_if_missing().await.unwrap(),
         "a new table is created"
@@ -561,11 +554,15 @@ async fn key_source_reads_what_was_stored_and_reports_missing_or_empty() {
 async fn an_unreachable_endpoint_is_unavailable_not_a_hang() {
     let sdk = sdk_config().await;
     let dead = sdk.to_builder().endpoint_url("http://127.0.0.1:9").build();
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&dead), "t");
-    assert!(matches!(
-        store.client("c").await,
-        Err(StoreError::Unavailable(_))
-    ));
+    for store in [
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&dead), "t"),
+        DynamoStore::from_sdk_config(&dead, "t").await,
+    ] {
+        assert!(matches!(
+            store.client("c").await,
+            Err(StoreError::Unavailable(_))
+        ));
+    }
 }
 
 fn code_record(hash: &str, exp: i64) -> shared::storage::AuthorizationCode {
@@ -965,4 +962,110 @@ async fn a_pushed_request_is_taken_once_and_not_after_it_expired() {
         store.take_request("missing", "c1", 100).await.unwrap(),
         None
     );
+}
+
+/// A loopback stand-in for DynamoDB that answers with `responses` in order (keep-alive) and
+/// records each request's head.
+async fn canned_dynamodb(
+    responses: Vec<(u16, &'static str)>,
+) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        let mut responses = responses.into_iter();
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buffer = Vec::new();
+            loop {
+                let mut chunk = [0u8; 4096];
+                let Ok(read) = socket.read(&mut chunk).await else {
+                    break;
+                };
+                if read == 0 {
+                    break;
+                }
+                buffer.extend_from_slice(&chunk[..read]);
+                let text = String::from_utf8_lossy(&buffer).to_string();
+                let Some(end) = text.find("\r\n\r\n") else {
+                    continue;
+                };
+                let length: usize = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(str::to_owned)
+                    })
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if buffer.len() < end + 4 + length {
+                    continue;
+                }
+                log.lock().unwrap().push(text[..end].to_string());
+                buffer.clear();
+                let Some((status, body)) = responses.next() else {
+                    return;
+                };
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                socket.write_all(answer.as_bytes()).await.unwrap();
+            }
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn a_direct_read_is_signed_retries_throttling_and_stops_at_a_validation_error() {
+    let throttled = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"Rate exceeded"}"#;
+    let (url, seen) = canned_dynamodb(vec![(400, throttled), (500, "{}"), (200, "{}")]).await;
+    let sdk = sdk_config_at(&url).await;
+    let store = DynamoStore::from_sdk_config(&sdk, "t").await;
+    assert!(
+        store.client("c").await.unwrap().is_none(),
+        "the third attempt answers: no item"
+    );
+    let heads = seen.lock().unwrap().clone();
+    assert_eq!(heads.len(), 3, "two retries");
+    let head = heads[0].to_ascii_lowercase();
+    assert!(head.starts_with("post / http/1.1"), "{head}");
+    assert!(
+        head.contains("x-amz-target: dynamodb_20120810.getitem"),
+        "{head}"
+    );
+    assert!(
+        head.contains("authorization: aws4-hmac-sha256 credential=testing/"),
+        "{head}"
+    );
+    assert!(head.contains("/us-east-1/dynamodb/aws4_request"), "{head}");
+
+    let missing = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"Requested resource not found"}"#;
+    let (url, seen) = canned_dynamodb(vec![(400, missing), (200, "{}")]).await;
+    let store = DynamoStore::from_sdk_config(&sdk_config_at(&url).await, "t").await;
+    match store.client("c").await {
+        Err(StoreError::Unavailable(text)) => {
+            assert!(text.contains("ResourceNotFoundException"), "{text}")
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "a validation error is not retried"
+    );
+}
+
+async fn sdk_config_at(url: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(url)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await
 }

@@ -14,6 +14,13 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(4);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 const MAX_ATTEMPTS: u32 = 3;
 
+/// The same limits for the reads that bypass the SDK (`dynamo_http`).
+pub(crate) const LIMITS: super::dynamo_http::Limits = super::dynamo_http::Limits {
+    connect_timeout: CONNECT_TIMEOUT,
+    attempt_timeout: ATTEMPT_TIMEOUT,
+    max_attempts: MAX_ATTEMPTS,
+};
+
 /// Loads the SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`).
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -58,7 +65,7 @@ pub async fn adapters(
 ) -> (super::dynamo::DynamoStore, super::secrets::SecretsKeySource) {
     let sdk = load_sdk_config().await;
     (
-        super::dynamo::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name),
+        super::dynamo::DynamoStore::from_sdk_config(&sdk, &config.table_name).await,
         super::secrets::SecretsKeySource::new(
             aws_sdk_secretsmanager::Client::new(&sdk),
             &config.signing_keys_secret_id,

@@ -5,6 +5,7 @@
 //! every race is settled by one conditional UpdateItem.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client as DynamoClient;
 use aws_sdk_dynamodb::types::{
@@ -15,6 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::aws::unavailable;
+use super::dynamo_http::GetItemClient;
 use super::{
     Account, AssertionReplays, AuthorizationCode, AuthorizationCodes, BrowserSession, Client,
     ClientDirectory, Consent, Counted, FailureCounter, FailureCounters, Found, LoginDirectory,
@@ -38,7 +40,7 @@ const BATCH_BACKOFF_BASE: std::time::Duration = std::time::Duration::from_millis
 
 /// Full-jitter exponential backoff before retry `attempt` (1-based): uniform in
 /// `[0, base · 2^(attempt-1)]`, so retries of concurrent requests spread out.
-fn batch_backoff(attempt: u32) -> std::time::Duration {
+pub(super) fn backoff(attempt: u32) -> std::time::Duration {
     let ceiling = BATCH_BACKOFF_BASE * 2u32.pow(attempt.saturating_sub(1));
     let fraction = f64::from(u16::from_le_bytes(crate::crypto::random_bytes::<2>())) / 65535.0;
     ceiling.mul_f64(fraction)
@@ -47,6 +49,8 @@ fn batch_backoff(attempt: u32) -> std::time::Duration {
 #[derive(Clone)]
 pub struct DynamoStore {
     client: DynamoClient,
+    /// GetItem without the SDK's per-call orchestration (`dynamo_http`); `None`: the SDK.
+    reads: Option<Arc<GetItemClient>>,
     table: String,
 }
 
@@ -81,10 +85,22 @@ fn is_conditional_check_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata
 }
 
 impl DynamoStore {
+    /// The store on the SDK client alone.
     pub fn new(client: DynamoClient, table: impl Into<String>) -> Self {
         Self {
             client,
+            reads: None,
             table: table.into(),
+        }
+    }
+
+    /// The store the functions use: the SDK client, and GetItem on the direct path wherever
+    /// that applies to `sdk` (see `GetItemClient::from_sdk_config`).
+    pub async fn from_sdk_config(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        let reads = GetItemClient::from_sdk_config(sdk, super::aws::LIMITS).await;
+        Self {
+            reads: reads.map(Arc::new),
+            ..Self::new(DynamoClient::new(sdk), table)
         }
     }
 
@@ -101,6 +117,12 @@ impl DynamoStore {
         pk: String,
         consistent: bool,
     ) -> Result<Option<T>, StoreError> {
+        if let Some(reads) = &self.reads {
+            let item = reads
+                .get_item(&self.table, &Self::key(pk), consistent)
+                .await?;
+            return item.map(decode).transpose();
+        }
         let out = self
             .client
             .get_item()
@@ -130,7 +152,7 @@ impl DynamoStore {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         for attempt in 0..BATCH_ATTEMPTS {
             if attempt > 0 {
-                tokio::time::sleep(batch_backoff(attempt)).await;
+                tokio::time::sleep(backoff(attempt)).await;
             }
             let out = self
                 .client

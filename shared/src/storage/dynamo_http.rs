@@ -1,0 +1,418 @@
+//! GetItem, the hot read (a client record per token), as one SigV4-signed POST of DynamoDB's
+//! JSON protocol on a kept-alive connection; every other call stays on the AWS SDK.
+//!
+//! Why: measured on one machine (bench/README.md, "Where a storage call's CPU goes"), the SDK's
+//! per-call orchestration (interceptors, endpoint and identity resolution per request, the
+//! retry state machine, its body types) costs about as much CPU again as the HTTP exchange
+//! itself. The signing (`aws-sigv4`), the credentials (the SDK's provider chain), the endpoint
+//! (the SDK's resolver, at cold start) and the TLS stack are the SDK's own; what is written
+//! here is the request, the response decoding and the retry rule.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sdk_dynamodb::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use base64::Engine as _;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde::Deserialize;
+
+use crate::error::StoreError;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// DynamoDB's own limit on an item is 400 KB; a response is one item plus its envelope.
+const MAX_RESPONSE_BYTES: usize = 512 * 1024;
+/// Credentials are fetched again this long before they expire (the SDK's cache uses 5 min too).
+const CREDENTIALS_REFRESH_MARGIN: Duration = Duration::from_secs(300);
+const SIGNING_NAME: &str = "dynamodb";
+
+/// The limits of one read: the same as the SDK client's (`storage::aws`).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub connect_timeout: Duration,
+    pub attempt_timeout: Duration,
+    pub max_attempts: u32,
+}
+
+pub struct GetItemClient {
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    endpoint: http::Uri,
+    host: http::HeaderValue,
+    region: String,
+    credentials: SharedCredentialsProvider,
+    cached: Mutex<Option<Credentials>>,
+    limits: Limits,
+}
+
+impl GetItemClient {
+    /// The client for the SDK configuration's region, credentials and endpoint, or `None`
+    /// where this path does not apply (no region or credentials provider, FIPS or dual-stack
+    /// endpoints): the caller keeps the SDK for those.
+    pub async fn from_sdk_config(sdk: &aws_config::SdkConfig, limits: Limits) -> Option<Self> {
+        if sdk.use_fips() == Some(true) || sdk.use_dual_stack() == Some(true) {
+            return None;
+        }
+        let region = sdk.region()?.to_string();
+        let credentials = sdk.credentials_provider()?;
+        // A DynamoDB-only override first, as the SDK reads it (AWS_ENDPOINT_URL_DYNAMODB).
+        let configured = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+            .ok()
+            .filter(|url| !url.is_empty())
+            .or_else(|| sdk.endpoint_url().map(str::to_owned));
+        let params = Params::builder()
+            .region(region.clone())
+            .set_endpoint(configured)
+            .build()
+            .ok()?;
+        let resolved = DefaultResolver::new()
+            .resolve_endpoint(&params)
+            .await
+            .ok()?;
+        Self::new(resolved.url(), region, credentials, limits)
+    }
+
+    pub fn new(
+        endpoint: &str,
+        region: String,
+        credentials: SharedCredentialsProvider,
+        limits: Limits,
+    ) -> Option<Self> {
+        let endpoint: http::Uri = endpoint.parse().ok()?;
+        let host = http::HeaderValue::from_str(endpoint.authority()?.as_str()).ok()?;
+        let http = crate::fetch::tls_client(Some(limits.connect_timeout)).ok()?;
+        Some(Self {
+            http,
+            endpoint,
+            host,
+            region,
+            credentials,
+            cached: Mutex::new(None),
+            limits,
+        })
+    }
+
+    /// The item under `pk` in `table`, or `None`.
+    pub async fn get_item(
+        &self,
+        table: &str,
+        key: &Item,
+        consistent: bool,
+    ) -> Result<Option<Item>, StoreError> {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "TableName": table,
+            "Key": wire_key(key)?,
+            "ConsistentRead": consistent,
+        }))
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let body = Bytes::from(body);
+        let mut attempt = 1;
+        loop {
+            let outcome = tokio::time::timeout(self.limits.attempt_timeout, self.attempt(&body))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Failure::Retryable(format!(
+                        "no answer in {:?}",
+                        self.limits.attempt_timeout
+                    )))
+                });
+            match outcome {
+                Ok(item) => return Ok(item),
+                Err(Failure::Retryable(_)) if attempt < self.limits.max_attempts => {
+                    tokio::time::sleep(super::dynamo::backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(Failure::Retryable(text) | Failure::Final(text)) => {
+                    return Err(StoreError::Unavailable(format!("GetItem: {text}")));
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, body: &Bytes) -> Result<Option<Item>, Failure> {
+        let request = self.signed_request(body.clone()).await?;
+        let response = self
+            .http
+            .request(request)
+            .await
+            // A broken or refused connection: nothing was read, so another attempt is safe.
+            .map_err(|e| Failure::Retryable(format!("the request failed: {e}")))?;
+        let status = response.status();
+        let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| Failure::Retryable(format!("the response broke off: {e}")))?
+            .to_bytes();
+        if status == http::StatusCode::OK {
+            let parsed: GetItemOutput = serde_json::from_slice(&bytes)
+                .map_err(|e| Failure::Final(format!("an unreadable response: {e}")))?;
+            return parsed
+                .item
+                .map(|item| {
+                    item.into_iter()
+                        .map(|(k, v)| Ok((k, v.into_sdk()?)))
+                        .collect()
+                })
+                .transpose()
+                .map_err(Failure::Final);
+        }
+        Err(service_error(status, &bytes))
+    }
+
+    async fn signed_request(&self, body: Bytes) -> Result<http::Request<Full<Bytes>>, Failure> {
+        let credentials = self.credentials().await?;
+        let identity = credentials.into();
+        let mut request = http::Request::post(self.endpoint.clone())
+            .header(http::header::HOST, self.host.clone())
+            .header(http::header::CONTENT_TYPE, "application/x-amz-json-1.0")
+            .header("x-amz-target", "DynamoDB_20120810.GetItem")
+            .body(Full::new(body.clone()))
+            .map_err(|e| Failure::Final(e.to_string()))?;
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name(SIGNING_NAME)
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| Failure::Final(format!("signing: {e}")))?
+            .into();
+        let signable = SignableRequest::new(
+            request.method().as_str(),
+            request.uri().to_string(),
+            request
+                .headers()
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+            SignableBody::Bytes(&body),
+        )
+        .map_err(|e| Failure::Final(format!("signing: {e}")))?;
+        let (instructions, _signature) = sign(signable, &params)
+            .map_err(|e| Failure::Final(format!("signing: {e}")))?
+            .into_parts();
+        instructions.apply_to_request_http1x(&mut request);
+        Ok(request)
+    }
+
+    /// The provider's credentials, kept until shortly before they expire.
+    async fn credentials(&self) -> Result<Credentials, Failure> {
+        let fresh = |c: &Credentials| {
+            c.expiry()
+                .is_none_or(|at| SystemTime::now() + CREDENTIALS_REFRESH_MARGIN < at)
+        };
+        if let Some(cached) = self.lock_cache().as_ref().filter(|c| fresh(c)) {
+            return Ok(cached.clone());
+        }
+        let loaded = self
+            .credentials
+            .provide_credentials()
+            .await
+            .map_err(|e| Failure::Retryable(format!("no credentials: {e}")))?;
+        *self.lock_cache() = Some(loaded.clone());
+        Ok(loaded)
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Option<Credentials>> {
+        self.cached
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+enum Failure {
+    /// Throttling, a 5xx, a broken connection or a timeout: the SDK's standard retry set.
+    Retryable(String),
+    Final(String),
+}
+
+/// A service error as the SDK would name it: `__type`'s short code and the message, never
+/// request data (the message names the table at most).
+fn service_error(status: http::StatusCode, body: &[u8]) -> Failure {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        #[serde(rename = "__type", default)]
+        kind: String,
+        #[serde(alias = "Message", default)]
+        message: String,
+    }
+    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+    let (code, message) = parsed
+        .map(|e| {
+            let code = e.kind.rsplit('#').next().unwrap_or_default().to_owned();
+            (code, e.message)
+        })
+        .unwrap_or_default();
+    let text = format!("{status}: {code}: {message}");
+    // The codes the SDK's standard retry strategy treats as throttling (aws-smithy-runtime).
+    let throttled = matches!(
+        code.as_str(),
+        "ThrottlingException"
+            | "Throttling"
+            | "ProvisionedThroughputExceededException"
+            | "RequestLimitExceeded"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "TooManyRequestsException"
+            | "SlowDown"
+            | "TransactionInProgressException"
+    );
+    if throttled || status.is_server_error() {
+        Failure::Retryable(text)
+    } else {
+        Failure::Final(text)
+    }
+}
+
+#[derive(Deserialize)]
+struct GetItemOutput {
+    #[serde(rename = "Item")]
+    item: Option<HashMap<String, Wire>>,
+}
+
+/// An attribute value as DynamoDB's JSON protocol spells it: `{"S": "..."}`, `{"N": "1"}`, ...
+#[derive(Deserialize, serde::Serialize)]
+enum Wire {
+    S(String),
+    N(String),
+    B(String),
+    #[serde(rename = "BOOL")]
+    Bool(bool),
+    #[serde(rename = "NULL")]
+    Null(bool),
+    M(HashMap<String, Wire>),
+    L(Vec<Wire>),
+    SS(Vec<String>),
+    NS(Vec<String>),
+    BS(Vec<String>),
+}
+
+impl Wire {
+    fn into_sdk(self) -> Result<AttributeValue, String> {
+        let blob = |b64: String| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map(Blob::new)
+                .map_err(|e| format!("a binary attribute is not base64: {e}"))
+        };
+        Ok(match self {
+            Wire::S(s) => AttributeValue::S(s),
+            Wire::N(n) => AttributeValue::N(n),
+            Wire::B(b) => AttributeValue::B(blob(b)?),
+            Wire::Bool(b) => AttributeValue::Bool(b),
+            Wire::Null(b) => AttributeValue::Null(b),
+            Wire::M(m) => AttributeValue::M(
+                m.into_iter()
+                    .map(|(k, v)| Ok((k, v.into_sdk()?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+            Wire::L(l) => AttributeValue::L(
+                l.into_iter()
+                    .map(Wire::into_sdk)
+                    .collect::<Result<_, _>>()?,
+            ),
+            Wire::SS(ss) => AttributeValue::Ss(ss),
+            Wire::NS(ns) => AttributeValue::Ns(ns),
+            Wire::BS(bs) => AttributeValue::Bs(bs.into_iter().map(blob).collect::<Result<_, _>>()?),
+        })
+    }
+}
+
+/// Keys are strings here (`pk`); anything else is a programming error, not a request's.
+fn wire_key(key: &Item) -> Result<HashMap<&str, Wire>, StoreError> {
+    key.iter()
+        .map(|(name, value)| match value {
+            AttributeValue::S(s) => Ok((name.as_str(), Wire::S(s.clone()))),
+            _ => Err(StoreError::Corrupt(format!(
+                "key attribute {name} is not a string"
+            ))),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_attribute_type_decodes_as_the_sdk_would() {
+        let json = r#"{"Item": {
+            "s": {"S": "text"}, "n": {"N": "12.5"}, "b": {"B": "AAEC"},
+            "t": {"BOOL": true}, "z": {"NULL": true},
+            "m": {"M": {"inner": {"S": "x"}}}, "l": {"L": [{"N": "1"}, {"S": "y"}]},
+            "ss": {"SS": ["a", "b"]}, "ns": {"NS": ["1", "2"]}, "bs": {"BS": ["AQ=="]}
+        }}"#;
+        let parsed: GetItemOutput = serde_json::from_str(json).unwrap();
+        let item: Item = parsed
+            .item
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, v.into_sdk().unwrap()))
+            .collect();
+        let expected = Item::from([
+            ("s".into(), AttributeValue::S("text".into())),
+            ("n".into(), AttributeValue::N("12.5".into())),
+            ("b".into(), AttributeValue::B(Blob::new(vec![0, 1, 2]))),
+            ("t".into(), AttributeValue::Bool(true)),
+            ("z".into(), AttributeValue::Null(true)),
+            (
+                "m".into(),
+                AttributeValue::M(HashMap::from([(
+                    "inner".into(),
+                    AttributeValue::S("x".into()),
+                )])),
+            ),
+            (
+                "l".into(),
+                AttributeValue::L(vec![
+                    AttributeValue::N("1".into()),
+                    AttributeValue::S("y".into()),
+                ]),
+            ),
+            (
+                "ss".into(),
+                AttributeValue::Ss(vec!["a".into(), "b".into()]),
+            ),
+            (
+                "ns".into(),
+                AttributeValue::Ns(vec!["1".into(), "2".into()]),
+            ),
+            ("bs".into(), AttributeValue::Bs(vec![Blob::new(vec![1])])),
+        ]);
+        assert_eq!(item, expected);
+    }
+
+    #[test]
+    fn no_item_is_none_and_bad_base64_is_an_error() {
+        let parsed: GetItemOutput = serde_json::from_str("{}").unwrap();
+        assert!(parsed.item.is_none());
+        assert!(Wire::B("not base64!".into()).into_sdk().is_err());
+    }
+
+    #[test]
+    fn throttling_and_server_errors_retry_validation_errors_do_not() {
+        let throttled = br#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"slow down"}"#;
+        assert!(matches!(
+            service_error(http::StatusCode::BAD_REQUEST, throttled),
+            Failure::Retryable(text) if text.contains("ProvisionedThroughputExceededException")
+        ));
+        assert!(matches!(
+            service_error(http::StatusCode::INTERNAL_SERVER_ERROR, b"oops"),
+            Failure::Retryable(_)
+        ));
+        let missing = br#"{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"Requested resource not found"}"#;
+        assert!(matches!(
+            service_error(http::StatusCode::BAD_REQUEST, missing),
+            Failure::Final(text) if text.contains("ResourceNotFoundException: Requested resource not found")
+        ));
+    }
+}
