@@ -1048,12 +1048,53 @@ def warm(args):
                 fn.close()
             out["cases"][label] = result
             log(f"warm {label}: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()))
+        endpoint, storage_env, _ = storage[main_mode]
+        for function, name, env, prepare, n in client_credentials[:3]:  # each alg, secret auth
+            pair = interleaved_sdk_comparison(args, function, env | storage_env, endpoint, prepare, n)
+            for label, result in pair.items():
+                out["cases"][f"{name}, {label}"] = result
+                log(f"warm {name}, {label}: " + ", ".join(f"{k}={v}" for k, v in result.items()))
     finally:
         for h in helpers.values():
             h.close()
         for p in proxies:
             p.server.shutdown()
     return out
+
+
+SDK_ONLY = {"DYNAMODB_SDK_ONLY": "true"}
+
+
+def interleaved_sdk_comparison(args, function, env, endpoint, prepare, n, rounds=10):
+    """The same binary twice, GetItem direct and through the AWS SDK (DYNAMODB_SDK_ONLY),
+    measured in alternating batches (the order flipping each round) so a change of machine
+    load between the two lands on both; median per-request CPU of the batches, and the ratio."""
+    functions = {
+        "GetItem direct (interleaved)": WarmFunction(args, function, endpoint, env),
+        "GetItem through the SDK, DYNAMODB_SDK_ONLY=true (interleaved)": WarmFunction(args, function, endpoint, env | SDK_ONLY),
+    }
+    try:
+        one = prepare()
+        for fn in functions.values():
+            for _ in range(5):
+                one(fn.api)
+        batch = max(1, n // rounds)
+        samples = {label: [] for label in functions}
+        for r in range(rounds):
+            order = list(functions.items())
+            if r % 2:
+                order.reverse()
+            for label, fn in order:
+                samples[label].append(fn.measure(one, batch)["cpu_ms"])
+        out = {label: {"n": batch * rounds, "rounds": rounds, "cpu_ms": statistics.median(v),
+                       "cpu_ms_batches": [round(x, 3) for x in v]} for label, v in samples.items()}
+        direct, sdk = (out[label]["cpu_ms"] for label in functions)
+        for result in out.values():
+            result["direct_over_sdk"] = round(direct / sdk, 3)
+        return out
+    finally:
+        for fn in functions.values():
+            fn.close()
 
 
 

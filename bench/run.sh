@@ -15,7 +15,9 @@
 #        ACCESS_TOKEN_ALG), BENCH_COLD_REPEAT (5), BENCH_LOAD_SECONDS (10),
 #        BENCH_CONCURRENCY (4), BENCH_WARM_N (400 requests per warm case), BENCH_MEMORY_N
 #        (300 sequential requests per memory size and alg), BENCH_SKIP_ARM64,
-#        BENCH_SKIP_CRITERION, BENCH_SKIP_LOCAL, BENCH_NO_BUILD (use the existing release
+#        BENCH_SKIP_CRITERION, BENCH_SKIP_LOCAL, BENCH_LOCAL_WHAT (all, or one of coldstart,
+#        calls, warm, memory, throughput), BENCH_WARM_ONLY (the warm cases whose name has
+#        this), BENCH_NO_BUILD (use the existing release
 #        function binaries and debug oauthctl), BENCH_BIN_DIR (function binaries from there,
 #        e.g. an earlier commit's, for a before/after), BENCH_CLOCK=wall (criterion on wall
 #        time instead of process CPU time), BENCH_CRITERION_ARGS (default: --warm-up-time 1
@@ -123,7 +125,7 @@ PYEOF
 
     say "cold start, AWS calls per request, warm whole-process CPU, throughput (ACCESS_TOKEN_ALG=$ALG)"
     : >"$WORK/function.log"
-    "$PY" "$ROOT/bench/local_stack.py" all \
+    "$PY" "$ROOT/bench/local_stack.py" "${BENCH_LOCAL_WHAT:-all}" ${BENCH_WARM_ONLY:+--warm-only "$BENCH_WARM_ONLY"} \
         --binary "$BIN" --authorize-binary "$AUTHORIZE_BIN" \
         --tokeninfo-binary "$TOKENINFO_BIN" --discovery-binary "$DISCOVERY_BIN" \
         --warm-n "${BENCH_WARM_N:-400}" --memory-n "${BENCH_MEMORY_N:-300}" --work "$WORK" --moto-port "$MOTO_PORT" --moto-pid "$MOTO_PID" \

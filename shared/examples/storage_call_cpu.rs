@@ -3,7 +3,8 @@
 //! `AWS_ENDPOINT_URL` names. bench/README.md ("Where a storage call's CPU goes") uses it with
 //! a canned keep-alive stand-in, which isolates this process's own cost.
 //!
-//! `cargo run --release -p shared --example storage_call_cpu -- [calls]`
+//! `cargo run --release -p shared --example storage_call_cpu -- [calls] [sdk|direct]` (one
+//! path only, for a profiler).
 
 use shared::storage::ClientDirectory;
 use shared::storage::dynamo::DynamoStore;
@@ -36,9 +37,16 @@ async fn main() {
         .nth(1)
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
+    let only = std::env::args().nth(2);
     let sdk = shared::storage::aws::load_sdk_config().await;
     let through_sdk = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), "bench");
     let direct = DynamoStore::from_sdk_config(&sdk, "bench").await;
+    if let Some(path) = only {
+        let store = if path == "sdk" { &through_sdk } else { &direct };
+        let us = cpu_per_read(store, calls).await;
+        println!("{calls} reads ({path}): {us:.1} µs CPU each");
+        return;
+    }
     for round in 1..=2 {
         let sdk_us = cpu_per_read(&through_sdk, calls).await;
         let direct_us = cpu_per_read(&direct, calls).await;

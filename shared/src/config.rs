@@ -39,6 +39,9 @@ pub struct Config {
     pub dpop_nonce_required: bool,
     /// Every client's authorization requests only as pushed ones (`REQUIRE_PAR`, RFC 9126 §5).
     pub require_par: bool,
+    /// Every DynamoDB call through the AWS SDK, GetItem too (`DYNAMODB_SDK_ONLY`): the escape
+    /// hatch from the direct read path (`storage::dynamo_http`), and the bench's comparison.
+    pub dynamodb_sdk_only: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -113,7 +116,9 @@ impl Config {
         };
         let dpop_nonce_required = parse_bool(get("DPOP_NONCE_REQUIRED"), "DPOP_NONCE_REQUIRED")?;
         let require_par = parse_bool(get("REQUIRE_PAR"), "REQUIRE_PAR")?;
+        let dynamodb_sdk_only = parse_bool(get("DYNAMODB_SDK_ONLY"), "DYNAMODB_SDK_ONLY")?;
         Ok(Self {
+            dynamodb_sdk_only,
             dpop_nonce_required,
             require_par,
             session_idle,
@@ -210,7 +215,7 @@ mod tests {
     #[test]
     fn boolean_settings_are_off_unless_set_to_true() {
         let base = config(&BASE).unwrap();
-        assert!(!base.dpop_nonce_required && !base.require_par);
+        assert!(!base.dpop_nonce_required && !base.require_par && !base.dynamodb_sdk_only);
         let read = |name: &'static str, field: fn(&Config) -> bool| {
             let with = |value| {
                 let mut vars = BASE.to_vec();
@@ -223,6 +228,7 @@ mod tests {
         };
         read("DPOP_NONCE_REQUIRED", |c| c.dpop_nonce_required);
         read("REQUIRE_PAR", |c| c.require_par);
+        read("DYNAMODB_SDK_ONLY", |c| c.dynamodb_sdk_only);
     }
 
     #[test]

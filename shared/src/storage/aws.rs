@@ -65,7 +65,11 @@ pub async fn adapters(
 ) -> (super::dynamo::DynamoStore, super::secrets::SecretsKeySource) {
     let sdk = load_sdk_config().await;
     (
-        super::dynamo::DynamoStore::from_sdk_config(&sdk, &config.table_name).await,
+        if config.dynamodb_sdk_only {
+            super::dynamo::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name)
+        } else {
+            super::dynamo::DynamoStore::from_sdk_config(&sdk, &config.table_name).await
+        },
         super::secrets::SecretsKeySource::new(
             aws_sdk_secretsmanager::Client::new(&sdk),
             &config.signing_keys_secret_id,
