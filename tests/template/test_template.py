@@ -161,7 +161,7 @@ ISSUER_VALUE = {"Fn::If": ["HasIssuerUrl", {"Ref": "IssuerUrl"},
 
 ENV_VARS = {"TABLE_NAME", "SIGNING_KEYS_SECRET_ID", "ISSUER", "ACCESS_TOKEN_ALG",
             "MAX_TOKEN_TTL", "KEY_CACHE_SECONDS", "API_KEY_HEADER", "LOCKOUT_THRESHOLD",
-            "LOCKOUT_WINDOW_SECONDS", "DPOP_NONCE_REQUIRED", "REQUIRE_PAR"}
+            "LOCKOUT_WINDOW_SECONDS", "DPOP_NONCE_REQUIRED", "REQUIRE_PAR", "DYNAMODB_SDK_ONLY"}
 
 # Read by the authorize function alone (sessions and the login page's look, SPEC §12):
 # variable -> the parameter that sets it.
@@ -527,8 +527,9 @@ def test_sign_in_settings_reach_the_authorize_function_only(tpl):
 
 
 def test_boolean_settings_are_off_by_default_and_take_only_what_the_code_parses(tpl):
-    """DPOP_NONCE_REQUIRED and REQUIRE_PAR (config.rs parse_bool: "true" or "false")."""
-    for name in ("DpopNonceRequired", "RequirePar"):
+    """DPOP_NONCE_REQUIRED, REQUIRE_PAR and DYNAMODB_SDK_ONLY (config.rs parse_bool: "true" or
+    "false")."""
+    for name in ("DpopNonceRequired", "RequirePar", "DynamoDbSdkOnly"):
         param = tpl["Parameters"][name]
         assert (param["Default"], sorted(param["AllowedValues"])) == ("false", ["false", "true"])
 
