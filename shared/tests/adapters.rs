@@ -1023,7 +1023,22 @@ async fn canned_dynamodb(
 async fn a_direct_read_is_signed_retries_throttling_and_stops_at_a_validation_error() {
     let throttled = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"Rate exceeded"}"#;
     let (url, seen) = canned_dynamodb(vec![(400, throttled), (500, "{}"), (200, "{}")]).await;
-    let sdk = sdk_config_at(&url).await;
+    // Lambda's credentials are temporary: the session token must be sent and signed.
+    let sdk = sdk_config_at(&url)
+        .await
+        .to_builder()
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_sdk_dynamodb::config::Credentials::new(
+                    "testing",
+                    "testing",
+                    Some("session-token".into()),
+                    None,
+                    "test",
+                ),
+            ),
+        )
+        .build();
     let store = DynamoStore::from_sdk_config(&sdk, "t").await;
     assert!(
         store.client("c").await.unwrap().is_none(),
@@ -1042,6 +1057,17 @@ async fn a_direct_read_is_signed_retries_throttling_and_stops_at_a_validation_er
         "{head}"
     );
     assert!(head.contains("/us-east-1/dynamodb/aws4_request"), "{head}");
+    assert!(
+        head.contains("x-amz-security-token: session-token"),
+        "{head}"
+    );
+    let signed = head.split("signedheaders=").nth(1).unwrap_or_default();
+    assert!(signed.contains("x-amz-security-token"), "{head}");
+    // Not the SDK (which would pass the rest too): it sends its invocation id and user agent.
+    assert!(
+        !head.contains("amz-sdk-invocation-id") && !head.contains("x-amz-user-agent"),
+        "{head}"
+    );
 
     let missing = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"Requested resource not found"}"#;
     let (url, seen) = canned_dynamodb(vec![(400, missing), (200, "{}")]).await;

@@ -18,6 +18,7 @@ const MAX_ATTEMPTS: u32 = 3;
 pub(crate) const LIMITS: super::dynamo_http::Limits = super::dynamo_http::Limits {
     connect_timeout: CONNECT_TIMEOUT,
     attempt_timeout: ATTEMPT_TIMEOUT,
+    operation_timeout: OPERATION_TIMEOUT,
     max_attempts: MAX_ATTEMPTS,
 };
 

@@ -40,7 +40,7 @@ const BATCH_BACKOFF_BASE: std::time::Duration = std::time::Duration::from_millis
 
 /// Full-jitter exponential backoff before retry `attempt` (1-based): uniform in
 /// `[0, base · 2^(attempt-1)]`, so retries of concurrent requests spread out.
-pub(super) fn backoff(attempt: u32) -> std::time::Duration {
+fn batch_backoff(attempt: u32) -> std::time::Duration {
     let ceiling = BATCH_BACKOFF_BASE * 2u32.pow(attempt.saturating_sub(1));
     let fraction = f64::from(u16::from_le_bytes(crate::crypto::random_bytes::<2>())) / 65535.0;
     ceiling.mul_f64(fraction)
@@ -98,6 +98,9 @@ impl DynamoStore {
     /// that applies to `sdk` (see `GetItemClient::from_sdk_config`).
     pub async fn from_sdk_config(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
         let reads = GetItemClient::from_sdk_config(sdk, super::aws::LIMITS).await;
+        if reads.is_none() {
+            tracing::info!("GetItem through the AWS SDK: the direct path does not apply here");
+        }
         Self {
             reads: reads.map(Arc::new),
             ..Self::new(DynamoClient::new(sdk), table)
@@ -152,7 +155,7 @@ impl DynamoStore {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         for attempt in 0..BATCH_ATTEMPTS {
             if attempt > 0 {
-                tokio::time::sleep(backoff(attempt)).await;
+                tokio::time::sleep(batch_backoff(attempt)).await;
             }
             let out = self
                 .client

@@ -14,11 +14,14 @@ use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
 use aws_sdk_dynamodb::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
+use aws_types::endpoint_config::AccountIdEndpointMode;
+use aws_types::service_config::ServiceConfigKey;
 use base64::Engine as _;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
@@ -31,10 +34,16 @@ use crate::error::StoreError;
 
 type Item = HashMap<String, AttributeValue>;
 
-/// DynamoDB's own limit on an item is 400 KB; a response is one item plus its envelope.
-const MAX_RESPONSE_BYTES: usize = 512 * 1024;
-/// Credentials are fetched again this long before they expire (the SDK's cache uses 5 min too).
-const CREDENTIALS_REFRESH_MARGIN: Duration = Duration::from_secs(300);
+/// DynamoDB's limit on an item is 400 KB of raw data; on the wire binary is base64 and strings
+/// are JSON-escaped, so a legal item can take well over 512 KiB.
+const MAX_RESPONSE_BYTES: usize = 2 * 1024 * 1024;
+/// Credentials are fetched again this long before they expire (the SDK's identity cache: 10 s).
+const CREDENTIALS_REFRESH_MARGIN: Duration = Duration::from_secs(10);
+/// The SDK's standard retry strategy: full-jitter exponential backoff from 1 s, so a throttled
+/// read is not retried straight into the same throttling.
+const RETRY_BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// The HTTP statuses the SDK treats as transient (aws-smithy-runtime).
+const TRANSIENT_STATUSES: [u16; 4] = [500, 502, 503, 504];
 const SIGNING_NAME: &str = "dynamodb";
 
 /// The limits of one read: the same as the SDK client's (`storage::aws`).
@@ -42,6 +51,8 @@ const SIGNING_NAME: &str = "dynamodb";
 pub struct Limits {
     pub connect_timeout: Duration,
     pub attempt_timeout: Duration,
+    /// All attempts and the waits between them.
+    pub operation_timeout: Duration,
     pub max_attempts: u32,
 }
 
@@ -63,13 +74,13 @@ impl GetItemClient {
         if sdk.use_fips() == Some(true) || sdk.use_dual_stack() == Some(true) {
             return None;
         }
+        // An endpoint that must carry the account id needs one we do not resolve: the SDK's.
+        if sdk.account_id_endpoint_mode() == Some(&AccountIdEndpointMode::Required) {
+            return None;
+        }
         let region = sdk.region()?.to_string();
         let credentials = sdk.credentials_provider()?;
-        // A DynamoDB-only override first, as the SDK reads it (AWS_ENDPOINT_URL_DYNAMODB).
-        let configured = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
-            .ok()
-            .filter(|url| !url.is_empty())
-            .or_else(|| sdk.endpoint_url().map(str::to_owned));
+        let configured = configured_endpoint(sdk);
         let params = Params::builder()
             .region(region.clone())
             .set_endpoint(configured)
@@ -82,7 +93,7 @@ impl GetItemClient {
         Self::new(resolved.url(), region, credentials, limits)
     }
 
-    pub fn new(
+    fn new(
         endpoint: &str,
         region: String,
         credentials: SharedCredentialsProvider,
@@ -116,9 +127,16 @@ impl GetItemClient {
         }))
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let body = Bytes::from(body);
+        tokio::time::timeout(self.limits.operation_timeout, self.attempts(&body))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer in {:?}", self.limits.operation_timeout)))
+            .map_err(|text| StoreError::Unavailable(format!("GetItem: {text}")))
+    }
+
+    async fn attempts(&self, body: &Bytes) -> Result<Option<Item>, String> {
         let mut attempt = 1;
         loop {
-            let outcome = tokio::time::timeout(self.limits.attempt_timeout, self.attempt(&body))
+            let outcome = tokio::time::timeout(self.limits.attempt_timeout, self.attempt(body))
                 .await
                 .unwrap_or_else(|_| {
                     Err(Failure::Retryable(format!(
@@ -129,12 +147,10 @@ impl GetItemClient {
             match outcome {
                 Ok(item) => return Ok(item),
                 Err(Failure::Retryable(_)) if attempt < self.limits.max_attempts => {
-                    tokio::time::sleep(super::dynamo::backoff(attempt)).await;
+                    tokio::time::sleep(retry_backoff(attempt)).await;
                     attempt += 1;
                 }
-                Err(Failure::Retryable(text) | Failure::Final(text)) => {
-                    return Err(StoreError::Unavailable(format!("GetItem: {text}")));
-                }
+                Err(Failure::Retryable(text) | Failure::Final(text)) => return Err(text),
             }
         }
     }
@@ -151,7 +167,10 @@ impl GetItemClient {
         let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
             .collect()
             .await
-            .map_err(|e| Failure::Retryable(format!("the response broke off: {e}")))?
+            .map_err(|e| match e.downcast::<http_body_util::LengthLimitError>() {
+                Ok(_) => Failure::Final(format!("a response over {MAX_RESPONSE_BYTES} bytes")),
+                Err(e) => Failure::Retryable(format!("the response broke off: {e}")),
+            })?
             .to_bytes();
         if status == http::StatusCode::OK {
             let parsed: GetItemOutput = serde_json::from_slice(&bytes)
@@ -253,24 +272,40 @@ fn service_error(status: http::StatusCode, body: &[u8]) -> Failure {
         })
         .unwrap_or_default();
     let text = format!("{status}: {code}: {message}");
-    // The codes the SDK's standard retry strategy treats as throttling (aws-smithy-runtime).
-    let throttled = matches!(
-        code.as_str(),
-        "ThrottlingException"
-            | "Throttling"
-            | "ProvisionedThroughputExceededException"
-            | "RequestLimitExceeded"
-            | "RequestThrottled"
-            | "RequestThrottledException"
-            | "TooManyRequestsException"
-            | "SlowDown"
-            | "TransactionInProgressException"
-    );
-    if throttled || status.is_server_error() {
+    // The SDK's standard retry set: its throttling and transient codes, and 500/502/503/504.
+    let retryable = THROTTLING_ERRORS.contains(&code.as_str())
+        || TRANSIENT_ERRORS.contains(&code.as_str())
+        || TRANSIENT_STATUSES.contains(&status.as_u16());
+    if retryable {
         Failure::Retryable(text)
     } else {
         Failure::Final(text)
     }
+}
+
+/// The endpoint URL configured outside the default: set in code first, then the DynamoDB-only
+/// setting (`AWS_ENDPOINT_URL_DYNAMODB`, a profile's `[services]`), then the global one: the
+/// order the SDK's own `Config::from(&SdkConfig)` uses.
+fn configured_endpoint(sdk: &aws_config::SdkConfig) -> Option<String> {
+    if sdk.get_origin("endpoint_url").is_client_config() {
+        return sdk.endpoint_url().map(str::to_owned);
+    }
+    let key = ServiceConfigKey::builder()
+        .service_id("DynamoDB")
+        .env("AWS_ENDPOINT_URL")
+        .profile("endpoint_url")
+        .build()
+        .ok()?;
+    sdk.service_config()
+        .and_then(|config| config.load_config(key))
+        .or_else(|| sdk.endpoint_url().map(str::to_owned))
+}
+
+/// Full jitter: uniform in `[0, base · 2^(attempt-1)]`, as the SDK's standard strategy.
+fn retry_backoff(attempt: u32) -> Duration {
+    let ceiling = RETRY_BACKOFF_BASE * 2u32.pow(attempt.saturating_sub(1));
+    let fraction = f64::from(u16::from_le_bytes(crate::crypto::random_bytes::<2>())) / 65535.0;
+    ceiling.mul_f64(fraction)
 }
 
 #[derive(Deserialize)]
@@ -408,6 +443,10 @@ mod tests {
         assert!(matches!(
             service_error(http::StatusCode::INTERNAL_SERVER_ERROR, b"oops"),
             Failure::Retryable(_)
+        ));
+        assert!(matches!(
+            service_error(http::StatusCode::NOT_IMPLEMENTED, b"{}"),
+            Failure::Final(_)
         ));
         let missing = br#"{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"Requested resource not found"}"#;
         assert!(matches!(
