@@ -40,8 +40,8 @@ const BATCH_BACKOFF_BASE: std::time::Duration = std::time::Duration::from_millis
 
 /// Full-jitter exponential backoff before retry `attempt` (1-based): uniform in
 /// `[0, base · 2^(attempt-1)]`, so retries of concurrent requests spread out.
-fn batch_backoff(attempt: u32) -> std::time::Duration {
-    let ceiling = BATCH_BACKOFF_BASE * 2u32.pow(attempt.saturating_sub(1));
+pub(super) fn full_jitter_backoff(base: std::time::Duration, attempt: u32) -> std::time::Duration {
+    let ceiling = base * 2u32.pow(attempt.saturating_sub(1));
     let fraction = f64::from(u16::from_le_bytes(crate::crypto::random_bytes::<2>())) / 65535.0;
     ceiling.mul_f64(fraction)
 }
@@ -122,7 +122,7 @@ impl DynamoStore {
     ) -> Result<Option<T>, StoreError> {
         if let Some(reads) = &self.reads {
             let item = reads
-                .get_item(&self.table, &Self::key(pk), consistent)
+                .get_item(&self.table, PARTITION_KEY, &pk, consistent)
                 .await?;
             return item.map(decode).transpose();
         }
@@ -155,7 +155,7 @@ impl DynamoStore {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         for attempt in 0..BATCH_ATTEMPTS {
             if attempt > 0 {
-                tokio::time::sleep(batch_backoff(attempt)).await;
+                tokio::time::sleep(full_jitter_backoff(BATCH_BACKOFF_BASE, attempt)).await;
             }
             let out = self
                 .client

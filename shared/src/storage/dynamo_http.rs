@@ -30,6 +30,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde::Deserialize;
 
+use super::dynamo::full_jitter_backoff;
 use crate::error::StoreError;
 
 type Item = HashMap<String, AttributeValue>;
@@ -113,16 +114,17 @@ impl GetItemClient {
         })
     }
 
-    /// The item under `pk` in `table`, or `None`.
+    /// The item whose string key attribute `key_name` is `key` in `table`, or `None`.
     pub async fn get_item(
         &self,
         table: &str,
-        key: &Item,
+        key_name: &str,
+        key: &str,
         consistent: bool,
     ) -> Result<Option<Item>, StoreError> {
         let body = serde_json::to_vec(&serde_json::json!({
             "TableName": table,
-            "Key": wire_key(key)?,
+            "Key": { key_name: { "S": key } },
             "ConsistentRead": consistent,
         }))
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -147,7 +149,7 @@ impl GetItemClient {
             match outcome {
                 Ok(item) => return Ok(item),
                 Err(Failure::Retryable(_)) if attempt < self.limits.max_attempts => {
-                    tokio::time::sleep(retry_backoff(attempt)).await;
+                    tokio::time::sleep(full_jitter_backoff(RETRY_BACKOFF_BASE, attempt)).await;
                     attempt += 1;
                 }
                 Err(Failure::Retryable(text) | Failure::Final(text)) => return Err(text),
@@ -301,13 +303,6 @@ fn configured_endpoint(sdk: &aws_config::SdkConfig) -> Option<String> {
         .or_else(|| sdk.endpoint_url().map(str::to_owned))
 }
 
-/// Full jitter: uniform in `[0, base · 2^(attempt-1)]`, as the SDK's standard strategy.
-fn retry_backoff(attempt: u32) -> Duration {
-    let ceiling = RETRY_BACKOFF_BASE * 2u32.pow(attempt.saturating_sub(1));
-    let fraction = f64::from(u16::from_le_bytes(crate::crypto::random_bytes::<2>())) / 65535.0;
-    ceiling.mul_f64(fraction)
-}
-
 #[derive(Deserialize)]
 struct GetItemOutput {
     #[serde(rename = "Item")]
@@ -315,7 +310,7 @@ struct GetItemOutput {
 }
 
 /// An attribute value as DynamoDB's JSON protocol spells it: `{"S": "..."}`, `{"N": "1"}`, ...
-#[derive(Deserialize, serde::Serialize)]
+#[derive(Deserialize)]
 enum Wire {
     S(String),
     N(String),
@@ -360,18 +355,6 @@ impl Wire {
             Wire::BS(bs) => AttributeValue::Bs(bs.into_iter().map(blob).collect::<Result<_, _>>()?),
         })
     }
-}
-
-/// Keys are strings here (`pk`); anything else is a programming error, not a request's.
-fn wire_key(key: &Item) -> Result<HashMap<&str, Wire>, StoreError> {
-    key.iter()
-        .map(|(name, value)| match value {
-            AttributeValue::S(s) => Ok((name.as_str(), Wire::S(s.clone()))),
-            _ => Err(StoreError::Corrupt(format!(
-                "key attribute {name} is not a string"
-            ))),
-        })
-        .collect()
 }
 
 #[cfg(test)]

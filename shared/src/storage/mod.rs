@@ -1,5 +1,6 @@
 //! Storage ports (narrow traits, one per capability the grants need) and the records they carry.
-//! Adapters: `dynamo` (DynamoDB; its hot GetItem in `dynamo_http`), `secrets` (Secrets Manager key source), `memory` (unit tests).
+//! Adapters: `dynamo` (DynamoDB; its hot GetItem in `dynamo_http`), `secrets` (Secrets Manager
+//! key source), `memory` (unit tests).
 //!
 //! Each port method maps to the calls SPEC §7 budgets: a client lookup is one GetItem, a login
 //! one BatchGetItem, a refresh one BatchGetItem plus one conditional UpdateItem, a token check
