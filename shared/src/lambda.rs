@@ -1,60 +1,25 @@
-//! The one place that knows lambda_http: events in, responses out, and the run loop each
-//! function's `main` calls.
+//! The one place that knows the Lambda runtime: events in, responses out, and the run loops
+//! each function's `main` calls.
 
 use std::future::Future;
 
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Error, Request, RequestExt, Response, service_fn};
+use lambda_runtime::{LambdaEvent, service_fn};
 
 use crate::endpoints::{REQUEST_DEADLINE, within_deadline};
 use crate::http::{ApiRequest, ApiResponse};
 
-/// Converts an API Gateway (HTTP API v2 or REST) event into an `ApiRequest`.
-pub fn to_api_request(event: Request) -> ApiRequest {
-    let (domain_name, source_ip) = match event.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => {
-            (ctx.domain_name.clone(), ctx.http.source_ip.clone())
-        }
-        Some(RequestContext::ApiGatewayV1(ctx)) => {
-            (ctx.domain_name.clone(), ctx.identity.source_ip.clone())
-        }
-        _ => (None, None),
-    };
-    let (parts, body) = event.into_parts();
-    let body = match body {
-        Body::Empty => Vec::new(),
-        Body::Text(text) => text.into_bytes(),
-        Body::Binary(bytes) => bytes,
-        _ => Vec::new(),
-    };
-    ApiRequest {
-        method: parts.method,
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().map(str::to_owned),
-        headers: parts.headers,
-        body,
-        domain_name,
-        source_ip,
-    }
-}
+pub mod event;
 
-pub fn to_lambda_response(response: ApiResponse) -> Response<Body> {
-    let mut builder = Response::builder().status(response.status);
-    for (name, value) in response.headers {
-        builder = builder.header(name, value);
-    }
-    builder
-        .body(Body::Text(response.body))
-        .unwrap_or_else(|_| Response::new(Body::Text(r#"{"error":"server_error"}"#.to_owned())))
-}
+pub use lambda_runtime::Error;
+
+use event::{HttpApiEvent, HttpApiResponse};
 
 /// Libraries that log whole requests or responses at debug/trace (lambda_runtime writes the raw
 /// event — Authorization headers, bodies with secrets — at trace; the SDK writes response bodies,
 /// the signing keys among them). They stay at `info` whatever the configured level.
-const CAPPED_AT_INFO: [&str; 11] = [
+const CAPPED_AT_INFO: [&str; 10] = [
     "lambda_runtime",
     "lambda_runtime_api_client",
-    "lambda_http",
     "aws_smithy_runtime",
     "aws_smithy_http_client",
     "aws_sdk_dynamodb",
@@ -102,12 +67,17 @@ where
     F: Fn(ApiRequest) -> Fut + Send + Sync,
     Fut: Future<Output = ApiResponse> + Send,
 {
-    lambda_http::run(service_fn(|event: Request| {
-        let response = handler(to_api_request(event));
-        async move {
-            let response = within_deadline(REQUEST_DEADLINE, response).await;
-            Ok::<_, Error>(to_lambda_response(response))
-        }
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<HttpApiEvent>| {
+        // Boxed: the handler's future nested in the runtime's service stack is too deep a
+        // type for the compiler's layout computation otherwise.
+        Box::pin(async move {
+            let response = match event.payload.into_api_request() {
+                Ok(request) => within_deadline(REQUEST_DEADLINE, handler(request)).await,
+                Err(refusal) => refusal,
+            };
+            Ok::<_, Error>(HttpApiResponse(response))
+        })
     }))
     .await
 }
@@ -134,7 +104,6 @@ pub async fn serve_rotation(
     use crate::keys::KeyPolicy;
     use crate::keys::secret_rotation::{RotationContext, RotationEvent, StepOutcome, run_step};
     use crate::storage::secrets::SecretsRotation;
-    use lambda_http::lambda_runtime::{self, LambdaEvent};
 
     let local = KeyPolicy {
         key_cache_seconds: config.key_cache.as_secs() as i64,

@@ -4,7 +4,7 @@
 //! Folder = concept: `request` (wire parsing), `grants` (RFC 6749 §4–§6), `tokens` (RFC 9068
 //! access tokens, id_tokens, opaque refresh tokens), `keys` (signing key set, JWKS), `storage`
 //! (ports, DynamoDB / Secrets Manager / in-memory adapters), `endpoints` (HTTP-shaped handlers,
-//! independent of Lambda), `lambda` (the only place that knows lambda_http).
+//! independent of Lambda), `lambda` (the only place that knows the Lambda runtime).
 
 pub mod audit;
 pub mod authorize;

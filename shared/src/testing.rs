@@ -261,3 +261,51 @@ pub fn dpop_proof(alg: Alg, method: &str, url: &str) -> String {
     let claims = dpop_claims(method, url, crate::now_epoch());
     dpop_proof_with(alg, &serde_json::json!({}), &claims)
 }
+
+/// An API Gateway HTTP API event (payload format 2.0) as AWS sends it for a client_credentials
+/// request, every field of the documented shape present: base64 body, cookies apart, a header
+/// API Gateway has joined, the authorizer-free request context.
+pub fn http_api_event_json() -> serde_json::Value {
+    let body = base64::engine::general_purpose::STANDARD
+        .encode("grant_type=client_credentials&scope=read");
+    serde_json::json!({
+        "version": "2.0",
+        "routeKey": "POST /oauth/v2/token",
+        "rawPath": "/oauth/v2/token",
+        "rawQueryString": "a=1&b=two%20words",
+        "cookies": ["sid=abc", "theme=dark"],
+        "headers": {
+            "accept": "application/json",
+            "authorization": "Basic Y2xpZW50OnNlY3JldA==",
+            "content-length": "40",
+            "content-type": "application/x-www-form-urlencoded",
+            "host": "id.example.com",
+            "user-agent": "python-requests/2.32.3",
+            "x-amzn-trace-id": "Root=1-67891233-abcdef012345678912345678",
+            "x-forwarded-for": "198.51.100.7, 203.0.113.9",
+            "x-forwarded-port": "443",
+            "x-forwarded-proto": "https"
+        },
+        "queryStringParameters": {"a": "1", "b": "two words"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api-id",
+            "domainName": "id.example.com",
+            "domainPrefix": "id",
+            "http": {
+                "method": "POST",
+                "path": "/oauth/v2/token",
+                "protocol": "HTTP/1.1",
+                "sourceIp": "198.51.100.7",
+                "userAgent": "python-requests/2.32.3"
+            },
+            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "routeKey": "POST /oauth/v2/token",
+            "stage": "$default",
+            "time": "03/Dec/2026:19:03:58 +0000",
+            "timeEpoch": 1796324638000_u64
+        },
+        "body": body,
+        "isBase64Encoded": true
+    })
+}

@@ -4,7 +4,7 @@ use shared::endpoints::authorize::AuthorizeService;
 use shared::{lambda, storage};
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> Result<(), lambda::Error> {
     lambda::init_logging();
     let config = lambda::config_or_exit();
     let (store, key_source) = storage::aws::adapters(&config).await;

@@ -5,7 +5,7 @@ use shared::fetch::HttpsFetcher;
 use shared::{lambda, storage};
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> Result<(), lambda::Error> {
     lambda::init_logging();
     let config = lambda::config_or_exit();
     let (store, key_source) = storage::aws::adapters(&config).await;

@@ -47,7 +47,7 @@ pub async fn within_deadline(
 }
 
 /// The issuer for this request: `ISSUER`, else `https://{requestContext.domainName}/oauth`.
-/// Never the Host header: lambda_http builds the URI from it and the caller controls it.
+/// Never the Host header: the caller controls it.
 pub fn issuer(config: &Config, request: &ApiRequest) -> Result<String, OAuthError> {
     if let Some(issuer) = &config.issuer {
         return Ok(issuer.clone());
