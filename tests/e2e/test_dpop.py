@@ -172,18 +172,22 @@ def test_alias_routes_take_a_proof_for_their_own_url(stack, service, path):
 def _bad_proofs() -> dict[str, Any]:
     """name -> (key, url) -> an invalid proof for POST url."""
     other = new_key("ec")
-    now = int(time.time())
+    # The clock is read when a proof is made, not when the module is collected: the stack
+    # takes a minute to start, which would turn "iat 60 s ahead" into "iat now".
+    def now() -> int:
+        return int(time.time())
+
     return {
         "wrong htm": lambda k, u: proof(k, "GET", u),
         "wrong htu": lambda k, u: proof(k, "POST", u.replace("/v2/token", "/v2/revoke")),
         "htu of another host": lambda k, u: proof(k, "POST", "https://evil.example/oauth/v2/token"),
-        "stale iat": lambda k, u: proof(k, "POST", u, iat=now - MAX_AGE - 30),
-        "future iat": lambda k, u: proof(k, "POST", u, iat=now + 60),
+        "stale iat": lambda k, u: proof(k, "POST", u, iat=now() - MAX_AGE - 30),
+        "future iat": lambda k, u: proof(k, "POST", u, iat=now() + 60),
         "no jti": lambda k, u: proof(k, "POST", u, jti=None),
         "no htu": lambda k, u: proof(k, "POST", u, htu=None),
         "no iat": lambda k, u: proof(k, "POST", u, iat=None),
         "typ JWT": lambda k, u: proof(k, "POST", u, header={"typ": "JWT"}),
-        "no jwk": lambda k, u: jwt.encode({"jti": "x", "htm": "POST", "htu": u, "iat": now},
+        "no jwk": lambda k, u: jwt.encode({"jti": "x", "htm": "POST", "htu": u, "iat": now()},
                                           k.private_key, algorithm=k.alg,
                                           headers={"typ": "dpop+jwt"}),
         "signed by another key": lambda k, u: proof(k, "POST", u, signing_key=other.private_key),
