@@ -390,7 +390,8 @@ def start_function(args, runtime_api, endpoint, name="token", env=None, cpu_shar
         "authorize": args.authorize_binary,
         "tokeninfo": args.tokeninfo_binary,
         "discovery": args.discovery_binary,
-    }.get(name) or args.binary
+        "floor": args.floor_binary,
+    }.get(name) or (name if os.sep in name else args.binary)
     return subprocess.Popen(
         [binary],
         env=function_env(args, runtime_api, endpoint, name) | (env or {}),
@@ -1054,6 +1055,13 @@ def warm(args):
             for label, result in pair.items():
                 out["cases"][f"{name}, {label}"] = result
                 log(f"warm {name}, {label}: " + ", ".join(f"{k}={v}" for k, v in result.items()))
+        # The no-storage routes beside the floor without a storage call.
+        no_storage = [c for c, _ in runs if c[1] in ("JWKS", "openid-configuration")] if args.floor_binary else []
+        for function, name, env, prepare, n in no_storage:
+            pair = interleaved_floor_comparison(args, function, env | storage_env, endpoint, prepare, n, 0)
+            for label, result in pair.items():
+                out["cases"][f"{name}, {label}"] = result
+                log(f"warm {name}, {label}: " + ", ".join(f"{k}={v}" for k, v in result.items()))
     finally:
         for h in helpers.values():
             h.close()
@@ -1063,16 +1071,18 @@ def warm(args):
 
 
 SDK_ONLY = {"DYNAMODB_SDK_ONLY": "true"}
+DIRECT = "GetItem direct (interleaved)"
+SDK = "GetItem through the SDK, DYNAMODB_SDK_ONLY=true (interleaved)"
+FLOOR = "round-trip floor (interleaved)"
+COMPARED = "GetItem direct, the --compare-binary build (interleaved)"
 
 
-def interleaved_sdk_comparison(args, function, env, endpoint, prepare, n, rounds=10):
-    """The same binary twice, GetItem direct and through the AWS SDK (DYNAMODB_SDK_ONLY),
-    measured in alternating batches (the order flipping each round) so a change of machine
-    load between the two lands on both; median per-request CPU of the batches, and the ratio."""
-    functions = {
-        "GetItem direct (interleaved)": WarmFunction(args, function, endpoint, env),
-        "GetItem through the SDK, DYNAMODB_SDK_ONLY=true (interleaved)": WarmFunction(args, function, endpoint, env | SDK_ONLY),
-    }
+def interleaved(args, variants, endpoint, prepare, n, rounds=10):
+    """Processes measured in alternating batches (the order flipping each round) so that a
+    change of machine load lands on all of them: label -> (function name, env). Median
+    per-request CPU of each one's batches."""
+    functions = {label: WarmFunction(args, function, endpoint, env)
+                 for label, (function, env) in variants.items()}
     try:
         one = prepare()
         for fn in functions.values():
@@ -1086,15 +1096,48 @@ def interleaved_sdk_comparison(args, function, env, endpoint, prepare, n, rounds
                 order.reverse()
             for label, fn in order:
                 samples[label].append(fn.measure(one, batch)["cpu_ms"])
-        out = {label: {"n": batch * rounds, "rounds": rounds, "cpu_ms": statistics.median(v),
-                       "cpu_ms_batches": [round(x, 3) for x in v]} for label, v in samples.items()}
-        direct, sdk = (out[label]["cpu_ms"] for label in functions)
-        for result in out.values():
-            result["direct_over_sdk"] = round(direct / sdk, 3)
-        return out
+        return {label: {"n": batch * rounds, "rounds": rounds, "cpu_ms": statistics.median(v),
+                        "cpu_ms_batches": [round(x, 3) for x in v]} for label, v in samples.items()}
     finally:
         for fn in functions.values():
             fn.close()
+
+
+def floor_env(storage_calls):
+    """The round-trip floor (shared/examples/round_trip_floor.rs): the Runtime API exchanges
+    and this many storage round trips on blocking sockets, nothing else."""
+    return {"FLOOR_STORAGE_CALLS": str(storage_calls)}
+
+
+def interleaved_sdk_comparison(args, function, env, endpoint, prepare, n, rounds=10):
+    """The same binary twice, GetItem direct and through the AWS SDK (DYNAMODB_SDK_ONLY), and
+    the round-trip floor with the one storage call, interleaved; the direct/SDK ratio, and what
+    the direct path spends above the floor."""
+    variants = {DIRECT: (function, env), SDK: (function, env | SDK_ONLY)}
+    if args.floor_binary:
+        variants[FLOOR] = ("floor", env | floor_env(1))
+    if args.compare_binary:  # another build of the same function, A/B in the same run
+        variants[COMPARED] = (args.compare_binary, env)
+    out = interleaved(args, variants, endpoint, prepare, n, rounds)
+    direct, sdk = out[DIRECT]["cpu_ms"], out[SDK]["cpu_ms"]
+    for label in (DIRECT, SDK):
+        out[label]["direct_over_sdk"] = round(direct / sdk, 3)
+    if COMPARED in out:
+        out[COMPARED]["compared_over_this_build"] = round(out[COMPARED]["cpu_ms"] / direct, 3)
+    for label in out:
+        if FLOOR in out and label != FLOOR:
+            out[label]["above_floor_ms"] = round(out[label]["cpu_ms"] - out[FLOOR]["cpu_ms"], 4)
+    return out
+
+
+def interleaved_floor_comparison(args, function, env, endpoint, prepare, n, storage_calls):
+    """A route's function and the round-trip floor with the same storage calls, interleaved."""
+    out = interleaved(args, {DIRECT.replace("GetItem direct", "the function"): (function, env),
+                             FLOOR: ("floor", env | floor_env(storage_calls))},
+                      endpoint, prepare, n)
+    function_label = next(iter(out))
+    out[function_label]["above_floor_ms"] = round(out[function_label]["cpu_ms"] - out[FLOOR]["cpu_ms"], 4)
+    return out
 
 
 
@@ -1387,6 +1430,8 @@ def main():
     p.add_argument("--authorize-binary", help="the authorize function's binary (optional)")
     p.add_argument("--tokeninfo-binary", help="the tokeninfo function's binary (optional)")
     p.add_argument("--discovery-binary", help="the discovery function's binary (optional)")
+    p.add_argument("--floor-binary", help="the round-trip floor (shared/examples/round_trip_floor.rs)")
+    p.add_argument("--compare-binary", help="another build of the token function, interleaved with this one")
     p.add_argument("--work", default=".local/bench", help="scratch files (the TLS test CA)")
     p.add_argument("--warm-only", help="only the warm cases whose name contains this")
     p.add_argument("--warm-n", type=int, default=400, help="requests per warm case")

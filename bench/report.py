@@ -235,9 +235,25 @@ def main():
         sec = ("warm, whole function process per request: CPU read at /next (event fetch, handler, "
                "storage calls, response), 1 instance, sequential, storage connection kept alive")
         for name, r in wm["cases"].items():
-            if "rounds" in r:  # the interleaved direct-vs-SDK GetItem pairs
-                row(sec, name, f"{r['cpu_ms']:.3f} ms CPU (median of {r['rounds']} alternating batches, "
-                    f"n={r['n']}); direct/SDK {r['direct_over_sdk']:.2f}")
+            if "rounds" in r:  # the interleaved sets: direct, SDK and the round-trip floor
+                value = f"{r['cpu_ms']:.3f} ms CPU (median of {r['rounds']} alternating batches, n={r['n']})"
+                if "direct_over_sdk" in r:
+                    value += f"; direct/SDK {r['direct_over_sdk']:.2f}"
+                if "compared_over_this_build" in r:
+                    value += f"; over this build {r['compared_over_this_build']:.2f}"
+                target = ok = ""
+                if "above_floor_ms" in r:
+                    value += f"; above the floor {r['above_floor_ms']:.3f} ms"
+                    alg = next((a for a in ("RS256", "ES256", "EdDSA") if f"client_credentials {a}," in name), None)
+                    sig = ms(f"sign/{alg}") if alg else 0.0
+                    # SPEC §10 (as restated, issue #15): above the same run's floor, at most the
+                    # signature + 0.10 ms (client_credentials), 0.15 ms (routes without crypto).
+                    limit = (sig + 0.10 if sig is not None else None) if alg else 0.15
+                    judged = alg is None or name.endswith(", GetItem direct (interleaved)")
+                    if limit is not None and judged:
+                        target, ok = f"above floor <= {limit:.3f} ms", verdict(r["above_floor_ms"], limit)
+                        summary["targets"][f"warm whole-process above the floor: {name.split(',')[0]} <= {limit:.3f} ms"] = ok
+                row(sec, name, value, target, ok)
                 continue
             if "storage_calls_per_request" in r:
                 calls = ", ".join(f"{v:g} {k}" for k, v in sorted(r["storage_calls_per_request"].items())) or "no storage call"
@@ -251,10 +267,6 @@ def main():
                 h, sig = ms(f"token_cc/{alg}"), ms(f"sign/{alg}")
                 if h is not None and sig is not None:
                     value += f"; beyond the in-process handler {r['cpu_ms'] - h:.3f} ms, beyond the signature {r['cpu_ms'] - sig:.3f} ms"
-                limit = {"ES256": 0.12, "RS256": (sig + 0.10) if sig is not None else None}.get(alg)
-                if limit is not None:
-                    target, ok = f"<= {limit:.3f} ms", verdict(r["cpu_ms"], limit)
-                    summary["targets"][f"warm whole-process client_credentials {alg} <= {limit:.3f} ms"] = ok
             row(sec, name, value, target, ok)
 
     # --- memory sizes ----------------------------------------------------------------------

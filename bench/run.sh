@@ -19,7 +19,8 @@
 #        calls, warm, memory, throughput), BENCH_WARM_ONLY (the warm cases whose name has
 #        this), BENCH_NO_BUILD (use the existing release
 #        function binaries and debug oauthctl), BENCH_BIN_DIR (function binaries from there,
-#        e.g. an earlier commit's, for a before/after), BENCH_CLOCK=wall (criterion on wall
+#        e.g. an earlier commit's, for a before/after), BENCH_COMPARE_BINARY (another token
+#        build, interleaved with this one in the warm section: an A/B in one run), BENCH_CLOCK=wall (criterion on wall
 #        time instead of process CPU time), BENCH_CRITERION_ARGS (default: --warm-up-time 1
 #        --measurement-time 3).
 # Builds run one after another (never in parallel), nothing is cleaned.
@@ -78,9 +79,10 @@ fi
 
 # --- 2-4. local stack ------------------------------------------------------------------
 if [[ -z "${BENCH_SKIP_LOCAL:-}" ]]; then
-    say "cargo build --release -p token -p authorize (x86_64), cargo build -p oauthctl"
+    say "cargo build --release -p token -p authorize -p tokeninfo -p discovery (x86_64), the round-trip floor; cargo build -p oauthctl"
     if [[ -z "${BENCH_NO_BUILD:-}" ]]; then
         cargo build --release -p token -p authorize -p tokeninfo -p discovery
+        cargo build --release -p shared --example round_trip_floor
         cargo build -p oauthctl
     fi
     BIN_DIR="${BENCH_BIN_DIR:-$TARGET/release}"
@@ -88,6 +90,11 @@ if [[ -z "${BENCH_SKIP_LOCAL:-}" ]]; then
     AUTHORIZE_BIN="$BIN_DIR/authorize"
     TOKENINFO_BIN="$BIN_DIR/tokeninfo"
     DISCOVERY_BIN="$BIN_DIR/discovery"
+    FLOOR_ARGS=()
+    [[ -x "$TARGET/release/examples/round_trip_floor" ]] &&
+        FLOOR_ARGS=(--floor-binary "$TARGET/release/examples/round_trip_floor")
+    # BENCH_COMPARE_BINARY: another token build, measured interleaved with this one (A/B).
+    [[ -n "${BENCH_COMPARE_BINARY:-}" ]] && FLOOR_ARGS+=(--compare-binary "$BENCH_COMPARE_BINARY")
     OAUTHCTL="$TARGET/debug/oauthctl"
 
     say "moto_server on 127.0.0.1:$MOTO_PORT (fresh)"
@@ -128,6 +135,7 @@ PYEOF
     "$PY" "$ROOT/bench/local_stack.py" "${BENCH_LOCAL_WHAT:-all}" ${BENCH_WARM_ONLY:+--warm-only "$BENCH_WARM_ONLY"} \
         --binary "$BIN" --authorize-binary "$AUTHORIZE_BIN" \
         --tokeninfo-binary "$TOKENINFO_BIN" --discovery-binary "$DISCOVERY_BIN" \
+        "${FLOOR_ARGS[@]}" \
         --warm-n "${BENCH_WARM_N:-400}" --memory-n "${BENCH_MEMORY_N:-300}" --work "$WORK" --moto-port "$MOTO_PORT" --moto-pid "$MOTO_PID" \
         --table "$TABLE" --secret-id "$SECRET_ID" --alg "$ALG" \
         --cc-client-id="$(field client_id <<<"$cc_json")" \

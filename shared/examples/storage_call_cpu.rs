@@ -3,8 +3,10 @@
 //! `AWS_ENDPOINT_URL` names. bench/README.md ("Where a storage call's CPU goes") uses it with
 //! a canned keep-alive stand-in, which isolates this process's own cost.
 //!
-//! `cargo run --release -p shared --example storage_call_cpu -- [calls] [sdk|direct]` (one
-//! path only, for a profiler).
+//! `cargo run --release -p shared --example storage_call_cpu -- [calls] [sdk|direct|floor]`
+//! (one path only, for a profiler). `floor` is the same POST written and read on a blocking
+//! `std::net::TcpStream`, unsigned: no HTTP library, no async runtime, no signature — what any
+//! round trip costs this process on this kernel.
 
 use shared::storage::ClientDirectory;
 use shared::storage::dynamo::DynamoStore;
@@ -31,6 +33,50 @@ async fn cpu_per_read(store: &DynamoStore, calls: u64) -> f64 {
     (process_cpu_ns() - start) as f64 / calls as f64 / 1000.0
 }
 
+/// The round trip alone: one keep-alive connection, a canned POST, the answer read up to its
+/// `Content-Length`.
+fn floor_per_read(endpoint: &str, calls: u64) -> f64 {
+    use std::io::{Read, Write};
+    let authority = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(authority).expect("connect to the endpoint");
+    stream.set_nodelay(true).expect("TCP_NODELAY");
+    let body = r#"{"TableName":"bench","Key":{"pk":{"S":"client#bench"}}}"#;
+    let request = format!(
+        "POST / HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/x-amz-json-1.0\r\n\
+         x-amz-target: DynamoDB_20120810.GetItem\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut round_trip = || {
+        stream.write_all(request.as_bytes()).expect("write");
+        let mut filled = 0;
+        loop {
+            filled += stream.read(&mut buffer[filled..]).expect("read");
+            let text = &buffer[..filled];
+            let Some(end) = text.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&text[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if filled >= end + 4 + length {
+                return;
+            }
+        }
+    };
+    for _ in 0..50 {
+        round_trip();
+    }
+    let start = process_cpu_ns();
+    for _ in 0..calls {
+        round_trip();
+    }
+    (process_cpu_ns() - start) as f64 / calls as f64 / 1000.0
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let calls = std::env::args()
@@ -41,6 +87,13 @@ async fn main() {
     let sdk = shared::storage::aws::load_sdk_config().await;
     let through_sdk = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), "bench");
     let direct = DynamoStore::from_sdk_config(&sdk, "bench").await;
+    if only.as_deref() == Some("floor") {
+        let endpoint =
+            std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL names the endpoint");
+        let us = floor_per_read(&endpoint, calls);
+        println!("{calls} round trips (floor): {us:.1} µs CPU each");
+        return;
+    }
     if let Some(path) = only {
         let store = if path == "sdk" { &through_sdk } else { &direct };
         let us = cpu_per_read(store, calls).await;
