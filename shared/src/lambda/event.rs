@@ -111,27 +111,27 @@ fn header_map<'de, D: Deserializer<'de>>(deserializer: D) -> Result<HeaderMap, D
     deserializer.deserialize_any(HeaderMapVisitor)
 }
 
+fn malformed(description: &str) -> ApiResponse {
+    ApiResponse::json(
+        400,
+        &serde_json::json!({"error": "invalid_request", "error_description": description}),
+    )
+}
+
 impl HttpApiEvent {
-    /// The request, or the 400 to answer when the event's body is not the base64 it claims.
+    /// The request, or the 400 to answer when the event's method is not an HTTP method or its
+    /// body is not the base64 it claims (API Gateway sends neither; a direct invoke may).
     pub fn into_api_request(self) -> Result<ApiRequest, ApiResponse> {
         let HttpApiEvent(event) = self;
+        let method = http::Method::from_bytes(event.request_context.http.method.as_bytes())
+            .map_err(|_| malformed("the request method is not an HTTP method"))?;
         let body = match event.body {
             None => Vec::new(),
             Some(body) if event.is_base64_encoded => base64::engine::general_purpose::STANDARD
                 .decode(body)
-                .map_err(|_| {
-                    ApiResponse::json(
-                        400,
-                        &serde_json::json!({
-                            "error": "invalid_request",
-                            "error_description": "the request body could not be decoded",
-                        }),
-                    )
-                })?,
+                .map_err(|_| malformed("the request body could not be decoded"))?,
             Some(body) => body.into_bytes(),
         };
-        let method = http::Method::from_bytes(event.request_context.http.method.as_bytes())
-            .unwrap_or_default();
         let mut headers = event.headers;
         if !event.cookies.is_empty()
             && let Ok(cookie) = HeaderValue::from_str(&event.cookies.join("; "))
@@ -255,6 +255,19 @@ mod tests {
         let response = event(json).expect_err("a 400");
         assert_eq!(response.status, 400);
         assert!(response.body.contains("invalid_request"));
+    }
+
+    #[test]
+    fn a_method_that_is_not_an_http_method_is_a_clear_400_not_a_get() {
+        let mut json = crate::testing::http_api_event_json();
+        json["requestContext"]["http"]["method"] = "PO ST".into();
+        let response = event(json).expect_err("a 400");
+        assert_eq!(response.status, 400);
+        assert!(
+            response.body.contains("not an HTTP method"),
+            "{}",
+            response.body
+        );
     }
 
     #[test]
