@@ -32,6 +32,7 @@ import re
 import resource
 import shutil
 import signal
+import socket
 import ssl
 import statistics
 import subprocess
@@ -1055,6 +1056,13 @@ def warm(args):
             for label, result in pair.items():
                 out["cases"][f"{name}, {label}"] = result
                 log(f"warm {name}, {label}: " + ", ".join(f"{k}={v}" for k, v in result.items()))
+        if args.oidc_provider_dir:
+            for function, name, env, prepare, n in client_credentials[:2]:  # RS256, ES256
+                alg = name.split()[-1]
+                pair = oidc_provider_comparison(args, function, env | storage_env, endpoint, prepare, n, alg)
+                for label, result in pair.items():
+                    out["cases"][f"{name}, {label}"] = result
+                    log(f"warm {name}, {label}: " + ", ".join(f"{k}={v}" for k, v in result.items()))
         # The no-storage routes beside the floor without a storage call.
         no_storage = [c for c, _ in runs if c[1] in ("JWKS", "openid-configuration")] if args.floor_binary else []
         for function, name, env, prepare, n in no_storage:
@@ -1101,6 +1109,81 @@ def interleaved(args, variants, endpoint, prepare, n, rounds=10):
     finally:
         for fn in functions.values():
             fn.close()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class OidcProvider:
+    """node oidc-provider (bench/oidc-provider/server.js) answering client_credentials with JWT
+    access tokens, driven over one kept-alive connection; `measure` reads the node process's
+    CPU per token as WarmFunction.measure reads a function's."""
+
+    SECRET = "bench-secret-bench-secret-bench-secret-bench"
+
+    def __init__(self, directory, alg):
+        port = free_port()
+        self.proc = subprocess.Popen(["node", "server.js", str(port), alg], cwd=directory,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("oidc-provider did not start")
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.body = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": "read"})
+        self.headers = {"Authorization": basic("bench", self.SECRET),
+                        "Content-Type": "application/x-www-form-urlencoded"}
+
+    def one(self):
+        self.conn.request("POST", "/token", body=self.body, headers=self.headers)
+        resp = self.conn.getresponse()
+        data = resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"oidc-provider: status {resp.status}: {data[:300]!r}")
+
+    def measure(self, n):
+        sched0, _ = proc_cpu(self.proc.pid)
+        for _ in range(n):
+            self.one()
+        sched1, _ = proc_cpu(self.proc.pid)
+        return (sched1 - sched0) / 1e6 / n
+
+    def close(self):
+        self.conn.close()
+        stop(self.proc)
+
+
+def oidc_provider_comparison(args, function, env, endpoint, prepare, n, alg, rounds=10):
+    """This function (GetItem direct) and oidc-provider, each signing with `alg`, in
+    alternating batches: median CPU per token of each, and the ratio."""
+    fn = WarmFunction(args, function, endpoint, env)
+    node = OidcProvider(args.oidc_provider_dir, alg)
+    try:
+        one = prepare()
+        for _ in range(5):
+            one(fn.api)
+        for _ in range(50):  # node's JIT
+            node.one()
+        batch = max(1, n // rounds)
+        ours, theirs = [], []
+        for r in range(rounds):
+            steps = [lambda: ours.append(fn.measure(one, batch)["cpu_ms"]),
+                     lambda: theirs.append(node.measure(batch))]
+            for step in (steps if r % 2 == 0 else steps[::-1]):
+                step()
+        ours_ms, theirs_ms = statistics.median(ours), statistics.median(theirs)
+        common = {"n": batch * rounds, "rounds": rounds}
+        return {
+            "this function (interleaved with oidc-provider)": common | {
+                "cpu_ms": ours_ms, "cpu_ms_batches": [round(x, 3) for x in ours],
+                "over_oidc_provider": round(ours_ms / theirs_ms, 3)},
+            "node oidc-provider 9.13, JWT access token, no storage (interleaved)": common | {
+                "cpu_ms": theirs_ms, "cpu_ms_batches": [round(x, 3) for x in theirs]},
+        }
+    finally:
+        node.close()
+        fn.close()
 
 
 def floor_env(storage_calls):
@@ -1432,6 +1515,7 @@ def main():
     p.add_argument("--discovery-binary", help="the discovery function's binary (optional)")
     p.add_argument("--floor-binary", help="the round-trip floor (shared/examples/round_trip_floor.rs)")
     p.add_argument("--compare-binary", help="another build of the token function, interleaved with this one")
+    p.add_argument("--oidc-provider-dir", help="bench/oidc-provider with node_modules: the comparison server")
     p.add_argument("--work", default=".local/bench", help="scratch files (the TLS test CA)")
     p.add_argument("--warm-only", help="only the warm cases whose name contains this")
     p.add_argument("--warm-n", type=int, default=400, help="requests per warm case")

@@ -235,12 +235,14 @@ def main():
         sec = ("warm, whole function process per request: CPU read at /next (event fetch, handler, "
                "storage calls, response), 1 instance, sequential, storage connection kept alive")
         for name, r in wm["cases"].items():
-            if "rounds" in r:  # the interleaved sets: direct, SDK and the round-trip floor
+            if "rounds" in r:  # the interleaved sets: direct, SDK, the floor, oidc-provider
                 value = f"{r['cpu_ms']:.3f} ms CPU (median of {r['rounds']} alternating batches, n={r['n']})"
                 if "direct_over_sdk" in r:
                     value += f"; direct/SDK {r['direct_over_sdk']:.2f}"
                 if "compared_over_this_build" in r:
                     value += f"; over this build {r['compared_over_this_build']:.2f}"
+                if "over_oidc_provider" in r:
+                    value += f"; over oidc-provider {r['over_oidc_provider']:.2f}"
                 target = ok = ""
                 if "above_floor_ms" in r:
                     value += f"; above the floor {r['above_floor_ms']:.3f} ms"

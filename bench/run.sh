@@ -20,7 +20,8 @@
 #        this), BENCH_NO_BUILD (use the existing release
 #        function binaries and debug oauthctl), BENCH_BIN_DIR (function binaries from there,
 #        e.g. an earlier commit's, for a before/after), BENCH_COMPARE_BINARY (another token
-#        build, interleaved with this one in the warm section: an A/B in one run), BENCH_CLOCK=wall (criterion on wall
+#        build, interleaved with this one in the warm section: an A/B in one run),
+#        BENCH_SKIP_OIDC_PROVIDER (no node oidc-provider comparison), BENCH_CLOCK=wall (criterion on wall
 #        time instead of process CPU time), BENCH_CRITERION_ARGS (default: --warm-up-time 1
 #        --measurement-time 3).
 # Builds run one after another (never in parallel), nothing is cleaned.
@@ -95,6 +96,15 @@ if [[ -z "${BENCH_SKIP_LOCAL:-}" ]]; then
         FLOOR_ARGS=(--floor-binary "$TARGET/release/examples/round_trip_floor")
     # BENCH_COMPARE_BINARY: another token build, measured interleaved with this one (A/B).
     [[ -n "${BENCH_COMPARE_BINARY:-}" ]] && FLOOR_ARGS+=(--compare-binary "$BENCH_COMPARE_BINARY")
+    # node oidc-provider, the comparison the per-token targets were set against (npm registry;
+    # BENCH_SKIP_OIDC_PROVIDER=1 or no node skips it).
+    if [[ -z "${BENCH_SKIP_OIDC_PROVIDER:-}" ]] && command -v npm >/dev/null; then
+        if (cd "$ROOT/bench/oidc-provider" && npm ci --no-audit --no-fund --silent); then
+            FLOOR_ARGS+=(--oidc-provider-dir "$ROOT/bench/oidc-provider")
+        else
+            say "npm ci in bench/oidc-provider failed: no oidc-provider comparison"
+        fi
+    fi
     OAUTHCTL="$TARGET/debug/oauthctl"
 
     say "moto_server on 127.0.0.1:$MOTO_PORT (fresh)"
