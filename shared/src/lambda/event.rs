@@ -16,6 +16,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
+use crate::error::OAuthError;
 use crate::http::{ApiRequest, ApiResponse};
 
 /// The parts of a payload-format-2.0 event the endpoints read. A REST API (1.0) event has no
@@ -111,25 +112,24 @@ fn header_map<'de, D: Deserializer<'de>>(deserializer: D) -> Result<HeaderMap, D
     deserializer.deserialize_any(HeaderMapVisitor)
 }
 
-fn malformed(description: &str) -> ApiResponse {
-    ApiResponse::json(
-        400,
-        &serde_json::json!({"error": "invalid_request", "error_description": description}),
-    )
-}
-
 impl HttpApiEvent {
     /// The request, or the 400 to answer when the event's method is not an HTTP method or its
     /// body is not the base64 it claims (API Gateway sends neither; a direct invoke may).
     pub fn into_api_request(self) -> Result<ApiRequest, ApiResponse> {
         let HttpApiEvent(event) = self;
         let method = http::Method::from_bytes(event.request_context.http.method.as_bytes())
-            .map_err(|_| malformed("the request method is not an HTTP method"))?;
+            .map_err(|_| {
+                OAuthError::InvalidRequest("the request method is not an HTTP method")
+                    .into_response()
+            })?;
         let body = match event.body {
             None => Vec::new(),
             Some(body) if event.is_base64_encoded => base64::engine::general_purpose::STANDARD
                 .decode(body)
-                .map_err(|_| malformed("the request body could not be decoded"))?,
+                .map_err(|_| {
+                    OAuthError::InvalidRequest("the request body could not be decoded")
+                        .into_response()
+                })?,
             Some(body) => body.into_bytes(),
         };
         let mut headers = event.headers;
