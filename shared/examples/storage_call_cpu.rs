@@ -8,6 +8,9 @@
 //! `std::net::TcpStream`, unsigned: no HTTP library, no async runtime, no signature — what any
 //! round trip costs this process on this kernel.
 
+#[path = "support/blocking_http.rs"]
+mod blocking_http;
+
 use shared::storage::ClientDirectory;
 use shared::storage::dynamo::DynamoStore;
 
@@ -33,40 +36,14 @@ async fn cpu_per_read(store: &DynamoStore, calls: u64) -> f64 {
     (process_cpu_ns() - start) as f64 / calls as f64 / 1000.0
 }
 
-/// The round trip alone: one keep-alive connection, a canned POST, the answer read up to its
-/// `Content-Length`.
+/// The round trip alone: one keep-alive connection (TLS for an `https` endpoint), a canned
+/// POST, the answer read up to its `Content-Length` (`support/blocking_http.rs`).
 fn floor_per_read(endpoint: &str, calls: u64) -> f64 {
-    use std::io::{Read, Write};
-    let authority = endpoint.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(authority).expect("connect to the endpoint");
-    stream.set_nodelay(true).expect("TCP_NODELAY");
-    let body = r#"{"TableName":"bench","Key":{"pk":{"S":"client#bench"}}}"#;
-    let request = format!(
-        "POST / HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/x-amz-json-1.0\r\n\
-         x-amz-target: DynamoDB_20120810.GetItem\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let mut buffer = vec![0u8; 64 * 1024];
-    let mut round_trip = || {
-        stream.write_all(request.as_bytes()).expect("write");
-        let mut filled = 0;
-        loop {
-            filled += stream.read(&mut buffer[filled..]).expect("read");
-            let text = &buffer[..filled];
-            let Some(end) = text.windows(4).position(|w| w == b"\r\n\r\n") else {
-                continue;
-            };
-            let head = String::from_utf8_lossy(&text[..end]).to_ascii_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if filled >= end + 4 + length {
-                return;
-            }
-        }
-    };
+    let (mut connection, authority) = blocking_http::storage_connection(endpoint);
+    let request = blocking_http::get_item_request(&authority);
+    let mut body = Vec::new();
+    let mut round_trip =
+        || blocking_http::exchange(&mut connection, request.as_bytes(), "", &mut body);
     for _ in 0..50 {
         round_trip();
     }
