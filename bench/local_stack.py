@@ -1083,12 +1083,27 @@ DIRECT = "GetItem direct (interleaved)"
 SDK = "GetItem through the SDK, DYNAMODB_SDK_ONLY=true (interleaved)"
 FLOOR = "round-trip floor (interleaved)"
 COMPARED = "GetItem direct, the --compare-binary build (interleaved)"
+FUNCTION = "the function (interleaved)"
+
+
+def alternate_batches(measures, n, rounds=10):
+    """label -> measure(batch) -> CPU ms per request, called in alternating batches (the order
+    flipping each round) so that a change of machine load lands on all of them. Median per
+    label of its batches."""
+    batch = max(1, n // rounds)
+    samples = {label: [] for label in measures}
+    for r in range(rounds):
+        order = list(measures.items())
+        if r % 2:
+            order.reverse()
+        for label, measure in order:
+            samples[label].append(measure(batch))
+    return {label: {"n": batch * rounds, "rounds": rounds, "cpu_ms": statistics.median(v),
+                    "cpu_ms_batches": [round(x, 3) for x in v]} for label, v in samples.items()}
 
 
 def interleaved(args, variants, endpoint, prepare, n, rounds=10):
-    """Processes measured in alternating batches (the order flipping each round) so that a
-    change of machine load lands on all of them: label -> (function name, env). Median
-    per-request CPU of each one's batches."""
+    """Function processes measured in alternating batches: label -> (function name, env)."""
     functions = {label: WarmFunction(args, function, endpoint, env)
                  for label, (function, env) in variants.items()}
     try:
@@ -1096,16 +1111,8 @@ def interleaved(args, variants, endpoint, prepare, n, rounds=10):
         for fn in functions.values():
             for _ in range(5):
                 one(fn.api)
-        batch = max(1, n // rounds)
-        samples = {label: [] for label in functions}
-        for r in range(rounds):
-            order = list(functions.items())
-            if r % 2:
-                order.reverse()
-            for label, fn in order:
-                samples[label].append(fn.measure(one, batch)["cpu_ms"])
-        return {label: {"n": batch * rounds, "rounds": rounds, "cpu_ms": statistics.median(v),
-                        "cpu_ms_batches": [round(x, 3) for x in v]} for label, v in samples.items()}
+        return alternate_batches({label: (lambda batch, fn=fn: fn.measure(one, batch)["cpu_ms"])
+                                  for label, fn in functions.items()}, n, rounds)
     finally:
         for fn in functions.values():
             fn.close()
@@ -1165,22 +1172,12 @@ def oidc_provider_comparison(args, function, env, endpoint, prepare, n, alg, rou
             one(fn.api)
         for _ in range(50):  # node's JIT
             node.one()
-        batch = max(1, n // rounds)
-        ours, theirs = [], []
-        for r in range(rounds):
-            steps = [lambda: ours.append(fn.measure(one, batch)["cpu_ms"]),
-                     lambda: theirs.append(node.measure(batch))]
-            for step in (steps if r % 2 == 0 else steps[::-1]):
-                step()
-        ours_ms, theirs_ms = statistics.median(ours), statistics.median(theirs)
-        common = {"n": batch * rounds, "rounds": rounds}
-        return {
-            "this function (interleaved with oidc-provider)": common | {
-                "cpu_ms": ours_ms, "cpu_ms_batches": [round(x, 3) for x in ours],
-                "over_oidc_provider": round(ours_ms / theirs_ms, 3)},
-            "node oidc-provider 9.13, JWT access token, no storage (interleaved)": common | {
-                "cpu_ms": theirs_ms, "cpu_ms_batches": [round(x, 3) for x in theirs]},
-        }
+        ours, theirs = ("this function (interleaved with oidc-provider)",
+                        "node oidc-provider 9.13, JWT access token, no storage (interleaved)")
+        out = alternate_batches({ours: lambda batch: fn.measure(one, batch)["cpu_ms"],
+                                 theirs: node.measure}, n, rounds)
+        out[ours]["over_oidc_provider"] = round(out[ours]["cpu_ms"] / out[theirs]["cpu_ms"], 3)
+        return out
     finally:
         node.close()
         fn.close()
@@ -1215,11 +1212,10 @@ def interleaved_sdk_comparison(args, function, env, endpoint, prepare, n, rounds
 
 def interleaved_floor_comparison(args, function, env, endpoint, prepare, n, storage_calls):
     """A route's function and the round-trip floor with the same storage calls, interleaved."""
-    out = interleaved(args, {DIRECT.replace("GetItem direct", "the function"): (function, env),
+    out = interleaved(args, {FUNCTION: (function, env),
                              FLOOR: ("floor", env | floor_env(storage_calls))},
                       endpoint, prepare, n)
-    function_label = next(iter(out))
-    out[function_label]["above_floor_ms"] = round(out[function_label]["cpu_ms"] - out[FLOOR]["cpu_ms"], 4)
+    out[FUNCTION]["above_floor_ms"] = round(out[FUNCTION]["cpu_ms"] - out[FLOOR]["cpu_ms"], 4)
     return out
 
 
