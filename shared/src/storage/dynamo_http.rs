@@ -6,9 +6,10 @@
 //! retry state machine, its body types) costs about as much CPU again as the HTTP exchange
 //! itself. The signing (`aws-sigv4`), the credentials (the SDK's provider chain), the endpoint
 //! (the SDK's resolver, at cold start) and the TLS stack are the SDK's own; what is written
-//! here is the request, the response decoding and the retry rule.
+//! here is the request, the response decoding and the retry rule with its quota.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -45,6 +46,10 @@ const CREDENTIALS_REFRESH_MARGIN: Duration = Duration::from_secs(10);
 const RETRY_BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// The HTTP statuses the SDK treats as transient (aws-smithy-runtime).
 const TRANSIENT_STATUSES: [u16; 4] = [500, 502, 503, 504];
+/// The SDK's retry quota and its costs (aws-smithy-runtime `TokenBucket`'s defaults).
+const RETRY_QUOTA_CAPACITY: u32 = 500;
+const THROTTLING_RETRY_COST: u32 = 5;
+const TRANSIENT_RETRY_COST: u32 = 10;
 const SIGNING_NAME: &str = "dynamodb";
 
 /// The limits of one read: the same as the SDK client's (`storage::aws`).
@@ -65,6 +70,7 @@ pub struct GetItemClient {
     credentials: SharedCredentialsProvider,
     cached: Mutex<Option<Credentials>>,
     limits: Limits,
+    retry_quota: RetryQuota,
 }
 
 impl GetItemClient {
@@ -111,6 +117,7 @@ impl GetItemClient {
             credentials,
             cached: Mutex::new(None),
             limits,
+            retry_quota: RetryQuota::new(RETRY_QUOTA_CAPACITY),
         })
     }
 
@@ -136,25 +143,7 @@ impl GetItemClient {
     }
 
     async fn attempts(&self, body: &Bytes) -> Result<Option<Item>, String> {
-        let mut attempt = 1;
-        loop {
-            let outcome = tokio::time::timeout(self.limits.attempt_timeout, self.attempt(body))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(Failure::Retryable(format!(
-                        "no answer in {:?}",
-                        self.limits.attempt_timeout
-                    )))
-                });
-            match outcome {
-                Ok(item) => return Ok(item),
-                Err(Failure::Retryable(_)) if attempt < self.limits.max_attempts => {
-                    tokio::time::sleep(full_jitter_backoff(RETRY_BACKOFF_BASE, attempt)).await;
-                    attempt += 1;
-                }
-                Err(Failure::Retryable(text) | Failure::Final(text)) => return Err(text),
-            }
-        }
+        with_retries(&self.limits, &self.retry_quota, || self.attempt(body)).await
     }
 
     async fn attempt(&self, body: &Bytes) -> Result<Option<Item>, Failure> {
@@ -164,14 +153,14 @@ impl GetItemClient {
             .request(request)
             .await
             // A broken or refused connection: nothing was read, so another attempt is safe.
-            .map_err(|e| Failure::Retryable(format!("the request failed: {e}")))?;
+            .map_err(|e| Failure::Transient(format!("the request failed: {e}")))?;
         let status = response.status();
         let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
             .collect()
             .await
             .map_err(|e| match e.downcast::<http_body_util::LengthLimitError>() {
                 Ok(_) => Failure::Final(format!("a response over {MAX_RESPONSE_BYTES} bytes")),
-                Err(e) => Failure::Retryable(format!("the response broke off: {e}")),
+                Err(e) => Failure::Transient(format!("the response broke off: {e}")),
             })?
             .to_bytes();
         if status == http::StatusCode::OK {
@@ -238,7 +227,7 @@ impl GetItemClient {
             .credentials
             .provide_credentials()
             .await
-            .map_err(|e| Failure::Retryable(format!("no credentials: {e}")))?;
+            .map_err(|e| Failure::Transient(format!("no credentials: {e}")))?;
         *self.lock_cache() = Some(loaded.clone());
         Ok(loaded)
     }
@@ -251,9 +240,107 @@ impl GetItemClient {
 }
 
 enum Failure {
-    /// Throttling, a 5xx, a broken connection or a timeout: the SDK's standard retry set.
-    Retryable(String),
+    /// The service said slow down (its throttling codes).
+    Throttled(String),
+    /// A 5xx, a transient code, a broken connection or a timeout.
+    Transient(String),
     Final(String),
+}
+
+impl Failure {
+    /// What a retry after this failure costs the quota, or `None` where it is not retried.
+    fn retry_cost(&self) -> Option<u32> {
+        match self {
+            Failure::Throttled(_) => Some(THROTTLING_RETRY_COST),
+            Failure::Transient(_) => Some(TRANSIENT_RETRY_COST),
+            Failure::Final(_) => None,
+        }
+    }
+
+    fn into_text(self) -> String {
+        match self {
+            Failure::Throttled(text) | Failure::Transient(text) | Failure::Final(text) => text,
+        }
+    }
+}
+
+/// The SDK's retry quota (aws-smithy-runtime's token bucket under the standard strategy): a
+/// retry spends from it, a success puts back the last retry's cost or regenerates one token,
+/// and an empty quota means no more retries. Without it a degraded table would get up to
+/// `max_attempts` times the reads from every instance while the SDK's own calls back off.
+struct RetryQuota {
+    available: Mutex<u32>,
+    capacity: u32,
+}
+
+impl RetryQuota {
+    fn new(capacity: u32) -> Self {
+        Self {
+            available: Mutex::new(capacity),
+            capacity,
+        }
+    }
+
+    fn try_spend(&self, cost: u32) -> bool {
+        let mut available = self.lock();
+        let spent = available.checked_sub(cost);
+        if let Some(left) = spent {
+            *available = left;
+        }
+        spent.is_some()
+    }
+
+    /// After a success: the last retry's cost back, or one token for a first-attempt success.
+    fn succeeded(&self, last_retry_cost: Option<u32>) {
+        let mut available = self.lock();
+        *available = (*available + last_retry_cost.unwrap_or(1)).min(self.capacity);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, u32> {
+        self.available
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// `attempt` until it succeeds, fails for good, runs out of attempts or of retry quota, with
+/// full-jitter backoff between attempts and each attempt within `limits.attempt_timeout`.
+async fn with_retries<T, F, Fut>(
+    limits: &Limits,
+    quota: &RetryQuota,
+    mut attempt: F,
+) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    let mut attempts = 1;
+    let mut last_retry_cost = None;
+    loop {
+        let outcome = tokio::time::timeout(limits.attempt_timeout, attempt())
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::Transient(format!(
+                    "no answer in {:?}",
+                    limits.attempt_timeout
+                )))
+            });
+        let failure = match outcome {
+            Ok(value) => {
+                quota.succeeded(last_retry_cost);
+                return Ok(value);
+            }
+            Err(failure) => failure,
+        };
+        match failure.retry_cost() {
+            Some(cost) if attempts < limits.max_attempts && quota.try_spend(cost) => {
+                last_retry_cost = Some(cost);
+                tokio::time::sleep(full_jitter_backoff(RETRY_BACKOFF_BASE, attempts)).await;
+                attempts += 1;
+            }
+            _ => return Err(failure.into_text()),
+        }
+    }
 }
 
 /// A service error as the SDK would name it: `__type`'s short code and the message, never
@@ -275,11 +362,12 @@ fn service_error(status: http::StatusCode, body: &[u8]) -> Failure {
         .unwrap_or_default();
     let text = format!("{status}: {code}: {message}");
     // The SDK's standard retry set: its throttling and transient codes, and 500/502/503/504.
-    let retryable = THROTTLING_ERRORS.contains(&code.as_str())
-        || TRANSIENT_ERRORS.contains(&code.as_str())
-        || TRANSIENT_STATUSES.contains(&status.as_u16());
-    if retryable {
-        Failure::Retryable(text)
+    if THROTTLING_ERRORS.contains(&code.as_str()) {
+        Failure::Throttled(text)
+    } else if TRANSIENT_ERRORS.contains(&code.as_str())
+        || TRANSIENT_STATUSES.contains(&status.as_u16())
+    {
+        Failure::Transient(text)
     } else {
         Failure::Final(text)
     }
@@ -421,11 +509,11 @@ mod tests {
         let throttled = br#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"slow down"}"#;
         assert!(matches!(
             service_error(http::StatusCode::BAD_REQUEST, throttled),
-            Failure::Retryable(text) if text.contains("ProvisionedThroughputExceededException")
+            Failure::Throttled(text) if text.contains("ProvisionedThroughputExceededException")
         ));
         assert!(matches!(
             service_error(http::StatusCode::INTERNAL_SERVER_ERROR, b"oops"),
-            Failure::Retryable(_)
+            Failure::Transient(_)
         ));
         assert!(matches!(
             service_error(http::StatusCode::NOT_IMPLEMENTED, b"{}"),
@@ -436,5 +524,65 @@ mod tests {
             service_error(http::StatusCode::BAD_REQUEST, missing),
             Failure::Final(text) if text.contains("ResourceNotFoundException: Requested resource not found")
         ));
+    }
+
+    const LIMITS: Limits = Limits {
+        connect_timeout: Duration::from_secs(1),
+        attempt_timeout: Duration::from_secs(1),
+        operation_timeout: Duration::from_secs(10),
+        max_attempts: 3,
+    };
+
+    /// Reads of a table that always answers 500: how many requests `reads` operations send.
+    async fn requests_sent_for(reads: u32, quota: &RetryQuota) -> u32 {
+        let sent = std::cell::Cell::new(0);
+        for _ in 0..reads {
+            let outcome: Result<(), String> = with_retries(&LIMITS, quota, || async {
+                sent.set(sent.get() + 1);
+                Err(Failure::Transient("500 Internal Server Error".into()))
+            })
+            .await;
+            assert!(outcome.is_err());
+        }
+        sent.get()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_empty_retry_quota_stops_retries_of_a_failing_table() {
+        // Two transient retries (10 each) empty a quota of 20: the first read makes all three
+        // attempts, every later read one.
+        let quota = RetryQuota::new(2 * TRANSIENT_RETRY_COST);
+        assert_eq!(requests_sent_for(5, &quota).await, 3 + 1 + 1 + 1 + 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn successes_refill_the_quota_and_final_errors_spend_none() {
+        let quota = RetryQuota::new(TRANSIENT_RETRY_COST);
+        // A final error is not retried and costs nothing.
+        let sent = std::cell::Cell::new(0);
+        let _: Result<(), _> = with_retries(&LIMITS, &quota, || async {
+            sent.set(sent.get() + 1);
+            Err(Failure::Final("400: ValidationException".into()))
+        })
+        .await;
+        assert_eq!(sent.get(), 1);
+        // One retry, then a success: its cost comes back.
+        let failed_once = std::cell::Cell::new(false);
+        let read = with_retries(&LIMITS, &quota, || async {
+            if failed_once.replace(true) {
+                Ok("item")
+            } else {
+                Err(Failure::Throttled("ThrottlingException".into()))
+            }
+        })
+        .await;
+        assert_eq!(read.as_deref(), Ok("item"));
+        assert_eq!(*quota.lock(), TRANSIENT_RETRY_COST);
+        // Spent down, a first-attempt success regenerates one token, never above capacity.
+        assert!(quota.try_spend(TRANSIENT_RETRY_COST));
+        quota.succeeded(None);
+        assert_eq!(*quota.lock(), 1);
+        quota.succeeded(Some(TRANSIENT_RETRY_COST));
+        assert_eq!(*quota.lock(), TRANSIENT_RETRY_COST);
     }
 }
