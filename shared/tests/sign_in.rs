@@ -635,3 +635,71 @@ async fn a_consent_form_is_answered_only_by_the_session_it_was_shown_to() {
     assert_eq!(params["error"], "login_required", "{params:?}");
     assert!(!params.contains_key("code"));
 }
+
+#[tokio::test]
+async fn signing_in_again_keeps_what_the_old_session_signed_in_under_logout() {
+    let world = world();
+    let (cookie, code) = world.sign_in("web").await;
+    let (access, refresh, _) = world.tokens(&code).await;
+    // prompt=login in the same browser: a new session replaces the old one.
+    let page = world
+        .authorize
+        .handle(&with_cookie(
+            authorize_url("web", "&prompt=login"),
+            Some(&cookie),
+        ))
+        .await;
+    let relogin = with_cookie(login_form(&page, PASSWORD, "same-origin"), Some(&cookie));
+    let done = world.authorize.handle(&relogin).await;
+    let new_cookie = cookie_of(&done);
+    assert_ne!(new_cookie, cookie);
+    let (_, _, id_token) = world.tokens(&redirected(&done)["code"]).await;
+    // The refresh token from before the re-login still works until logout...
+    let refreshed = world.refresh(&refresh).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    let refresh = json_of(&refreshed)["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = world
+        .authorize
+        .handle(&logout(
+            http::Method::GET,
+            &format!("id_token_hint={id_token}"),
+            Some(&new_cookie),
+        ))
+        .await;
+    assert_eq!(out.status, 200, "{}", out.body);
+    // ...and logout of the new session revokes it too.
+    assert!(!world.active(&access).await);
+    assert_eq!(world.refresh(&refresh).await.status, 400);
+}
+
+#[tokio::test]
+async fn a_password_change_elsewhere_sends_the_browser_to_the_login_page_not_an_error() {
+    let world = world();
+    let (cookie, _) = world.sign_in("web").await;
+    let mut changed = shared::testing::user(password_hash());
+    changed.credentials_changed_at = shared::now_epoch() + 5;
+    world.store.put_user(changed);
+    // prompt=none cannot show a page: login_required, and the stale session is forgotten.
+    let silent = world
+        .authorize
+        .handle(&with_cookie(
+            authorize_url("web", "&prompt=none"),
+            Some(&cookie),
+        ))
+        .await;
+    assert_eq!(redirected(&silent)["error"], "login_required");
+    let cleared = silent
+        .header_value("set-cookie")
+        .expect("the cookie cleared");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    // Without prompt the user is asked to sign in again (OIDC Core §3.1.2.6).
+    let page = world
+        .authorize
+        .handle(&with_cookie(authorize_url("web", ""), Some(&cookie)))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("name=\"password\""), "{}", page.body);
+}

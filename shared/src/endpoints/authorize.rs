@@ -248,6 +248,22 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
         let usable = session
             .filter(|s| !authz.prompt.login && fresh_enough(s))
             .filter(|s| self.hint_matches(&authz, s));
+        // A session its account no longer honours (disabled, password changed, re-created)
+        // is ended here, so the user signs in again: OIDC Core §3.1.2.6 keeps
+        // `login_required` for prompt=none, which cannot show the login page.
+        let mut ended_stale = false;
+        let usable = match usable {
+            Some(session) if !self.still_honoured(&session).await? => {
+                self.store.end_session(&session.id_hash).await?;
+                ended_stale = true;
+                None
+            }
+            usable => usable,
+        };
+        let forget_stale = |response: ApiResponse| match ended_stale {
+            true => response.header("set-cookie", session_cookie("", 0)),
+            false => response,
+        };
         match usable {
             Some(session) => {
                 let idle = (now + self.config.session_idle).min(session.absolute_exp);
@@ -265,14 +281,14 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
                 )
                 .await
             }
-            None if authz.prompt.none => Ok(reply_error(
+            None if authz.prompt.none => Ok(forget_stale(reply_error(
                 &authz.reply,
                 AuthorizeError::LoginRequired,
                 &issuer,
-            )),
+            ))),
             None => {
                 let (transaction, csrf) = self.begin(&authz, now).await?;
-                Ok(page::login_page(
+                Ok(forget_stale(page::login_page(
                     &self.config.branding,
                     &transaction.client_name,
                     LOGIN_PATH,
@@ -280,9 +296,23 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
                     &csrf,
                     transaction.login_hint.as_deref(),
                     false,
-                ))
+                )))
             }
         }
+    }
+
+    /// Whether the session's account still honours it (`Account::honours`).
+    async fn still_honoured(&self, session: &BrowserSession) -> Result<bool, OAuthError> {
+        let found = self
+            .store
+            .read(Wanted {
+                account: Some(&session.user_id),
+                ..Wanted::default()
+            })
+            .await?;
+        Ok(found
+            .account
+            .is_some_and(|a| a.honours(&session.user_id, session.auth_time)))
     }
 
     /// The parameters of the pushed request `request_uri` names, taken (one conditional
@@ -568,6 +598,20 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
         if !self.store.finish_transaction(&transaction.id).await? {
             return Ok(self.error_page(messages::TRANSACTION_EXPIRED));
         }
+        // The session this browser had is replaced: what the same user signed in under it
+        // moves to the new one, so logout still revokes it; another user's is signed out
+        // (OIDC Core §11: only offline_access outlives its session).
+        let families = match session_secret(request) {
+            Some(old) => match self.store.end_session(&sha256_b64(old.as_bytes())).await? {
+                Some(ended) if ended.user_id == user.user_id => ended.families,
+                Some(ended) => {
+                    self.revoke_families(&ended, now).await?;
+                    Vec::new()
+                }
+                None => Vec::new(),
+            },
+            None => Vec::new(),
+        };
         // A new session id at every login (no fixation).
         let secret = random_secret();
         let session = BrowserSession {
@@ -577,12 +621,9 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
             auth_time: now,
             idle_exp: now + self.config.session_idle.min(self.config.session_max),
             absolute_exp: now + self.config.session_max,
-            families: Vec::new(),
+            families,
         };
         self.store.put_session(&session).await?;
-        if let Some(old) = session_secret(request) {
-            self.store.end_session(&sha256_b64(old.as_bytes())).await?;
-        }
         let response = self
             .after_login(
                 &Leg {
@@ -762,9 +803,14 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
     /// Ends a session and revokes the families signed in under it. A family whose code is
     /// not yet exchanged is buried in advance, so the exchange issues nothing live.
     async fn sign_out(&self, id_hash: &str, now: i64) -> Result<(), OAuthError> {
-        let Some(ended) = self.store.end_session(id_hash).await? else {
-            return Ok(());
-        };
+        match self.store.end_session(id_hash).await? {
+            Some(ended) => self.revoke_families(&ended, now).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Revokes the families signed in under an ended session.
+    async fn revoke_families(&self, ended: &BrowserSession, now: i64) -> Result<(), OAuthError> {
         // Outlives every access token a late exchange of the session's last code could issue.
         let retain_until = now + CODE_LIFETIME_SECONDS + self.config.max_token_ttl;
         let tombstones: Vec<RefreshFamily> = ended
