@@ -703,3 +703,79 @@ async fn a_password_change_elsewhere_sends_the_browser_to_the_login_page_not_an_
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("name=\"password\""), "{}", page.body);
 }
+
+/// The request a browser makes when it follows `redirect` (a 303 to a path of ours).
+fn followed(redirect: &ApiResponse, cookie: Option<&str>) -> ApiRequest {
+    assert_eq!(redirect.status, 303, "{}", redirect.body);
+    let location = redirect.header_value("location").unwrap();
+    let (path, query) = location.split_once('?').unwrap();
+    let request = ApiRequest {
+        method: http::Method::GET,
+        path: path.into(),
+        query: Some(query.into()),
+        domain_name: Some("id.example.com".into()),
+        ..ApiRequest::default()
+    };
+    with_cookie(request, cookie)
+}
+
+#[tokio::test]
+async fn a_cross_site_post_to_logout_is_answered_as_the_get_it_becomes() {
+    let world = world();
+    let (cookie, code) = world.sign_in("web").await;
+    let (access, _, id_token) = world.tokens(&code).await;
+    let body = format!(
+        "id_token_hint={id_token}&post_logout_redirect_uri={}&state=bye",
+        encoded(AFTER_LOGOUT)
+    );
+    // An app's form POST from its own site: the SameSite=Lax cookie stays behind.
+    let mut cross_site = logout(http::Method::POST, &body, None);
+    cross_site
+        .headers
+        .insert("sec-fetch-site", "cross-site".parse().unwrap());
+    let again = world.authorize.handle(&cross_site).await;
+    // Nothing is decided without the cookie: the same parameters again, as a GET...
+    assert!(
+        again
+            .header_value("location")
+            .unwrap()
+            .starts_with(&format!("{LOGOUT_PATH}?id_token_hint=")),
+        "{:?}",
+        again.header_value("location")
+    );
+    assert!(world.active(&access).await);
+    // ...which the browser sends with its cookie, and which ends the session.
+    let out = world
+        .authorize
+        .handle(&followed(&again, Some(&cookie)))
+        .await;
+    assert_eq!(
+        out.header_value("location").as_deref(),
+        Some(format!("{AFTER_LOGOUT}?state=bye").as_str())
+    );
+    assert!(!world.active(&access).await);
+    assert!(world.silent(&cookie).await.contains_key("error"));
+}
+
+#[tokio::test]
+async fn a_cross_site_post_to_authorize_sees_the_session_through_the_get() {
+    let world = world();
+    let (cookie, _) = world.sign_in("web").await;
+    let get = authorize_url("web", "&prompt=none");
+    let body = get.query.clone().unwrap();
+    let without_cookie = post(
+        "/oauth/v2/authorize",
+        "application/x-www-form-urlencoded",
+        &body,
+        &[("sec-fetch-site", "cross-site")],
+    );
+    let again = world.authorize.handle(&without_cookie).await;
+    let silent = world
+        .authorize
+        .handle(&followed(&again, Some(&cookie)))
+        .await;
+    assert!(redirected(&silent).contains_key("code"), "{silent:?}");
+    // A POST that carries the cookie is answered at once.
+    let with = with_cookie(without_cookie, Some(&cookie));
+    assert!(redirected(&world.authorize.handle(&with).await).contains_key("code"));
+}

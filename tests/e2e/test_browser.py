@@ -623,6 +623,37 @@ def test_rp_initiated_logout_in_the_browser_ends_the_session_and_its_tokens(stac
     assert callback.params["error"] == "login_required"
 
 
+def test_an_apps_cross_site_form_post_to_logout_ends_the_session(stack, app, context):
+    # GIVEN a user signed in through Chromium, and an app page on another site (localhost is
+    # not the same site as the provider's 127.0.0.1) whose form POSTs the logout
+    app.pages["/signed-out"] = "<!DOCTYPE html><html lang=en><title>Bye</title><p>Signed out.</p>"
+    client = browser_client(stack, app, post_logout_path="/signed-out")
+    user = make_user(stack)
+    rp = AuthlibRP(stack, client)
+    pending = rp.authorize()
+    page = context.new_page()
+    page.goto(pending.url)
+    sign_in(page, user["username"], user["password"])
+    token = rp.exchange(pending, app.wait(page))
+    fields = {"id_token_hint": token["id_token"], "state": "bye",
+              "post_logout_redirect_uri": app.origin + "/signed-out"}
+    inputs = "".join(f'<input type=hidden name="{k}" value="{html.escape(v)}">'
+                     for k, v in fields.items())
+    app.pages["/logout"] = (f'<!DOCTYPE html><title>App</title>'
+                            f'<form method=post action="{stack.base_url}/oauth/v2/logout">'
+                            f'{inputs}</form><script>document.forms[0].submit()</script>')
+    # WHEN the browser submits it (SameSite=Lax: the POST itself carries no session cookie)
+    page.goto(app.origin.replace("127.0.0.1", "localhost") + "/logout")
+    # THEN it is back at the app, and the session is really over
+    page.wait_for_url(app.origin + "/signed-out?state=bye")
+    assert session_cookies(context) == []
+    refreshed = requests.post(stack.base_url + "/oauth/v2/token", timeout=60,
+                              auth=(client["client_id"], client["client_secret"]),
+                              data={"grant_type": "refresh_token",
+                                    "refresh_token": token["refresh_token"]})
+    assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"
+
+
 def test_a_logout_link_without_a_hint_asks_before_signing_out(stack, app, context):
     client = browser_client(stack, app)
     user = make_user(stack)

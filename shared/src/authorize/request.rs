@@ -37,6 +37,13 @@ impl RawRequest {
         self.pairs.iter().filter(|(k, _)| k == name).count() > 1
     }
 
+    /// All the parameters as a form again, repeats and order kept.
+    pub fn encoded(&self) -> String {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.extend_pairs(&self.pairs);
+        form.finish()
+    }
+
     /// The parameters named in `kept` as a form again, repeats and order kept.
     pub fn encoded_only(&self, kept: &[&str]) -> String {
         let mut form = form_urlencoded::Serializer::new(String::new());

@@ -107,6 +107,22 @@ fn session_cookie(secret: &str, max_age: i64) -> String {
         .to_string()
 }
 
+/// The longest query a POST is re-sent as (what CloudFront and most browsers take, with room).
+const MAX_GET_QUERY: usize = 8 * 1024;
+
+/// A POST to the authorization or logout endpoint (OIDC Core §3.1.2.1 and RP-Initiated Logout
+/// §2 take both methods) that came without the session cookie, sent back as a GET of the same
+/// parameters. An app's cross-site form POST never carries a `SameSite=Lax` cookie, but the
+/// top-level GET it is redirected to does: without this, such a logout would report a session
+/// ended that was not, and prompt=none would answer login_required to a signed-in user.
+fn again_as_get(request: &ApiRequest, path: &str, raw: &RawRequest) -> Option<ApiResponse> {
+    if session_secret(request).is_some() {
+        return None;
+    }
+    let query = raw.encoded();
+    (query.len() <= MAX_GET_QUERY).then(|| see_other(&format!("{path}?{query}")))
+}
+
 /// RFC 9700 §4.12: 303 after a POST, so the browser does not re-send the form.
 fn see_other(location: &str) -> ApiResponse {
     ApiResponse::empty(303)
@@ -163,7 +179,10 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
                 self.authorize(request, raw).await
             }
             p if AUTHORIZE_PATHS.contains(&p) && post => match form_fields(request) {
-                Some(raw) => self.authorize(request, raw).await,
+                Some(raw) => match again_as_get(request, p, &raw) {
+                    Some(redirect) => Ok(redirect),
+                    None => self.authorize(request, raw).await,
+                },
                 None => Ok(self.error_page(messages::REQUEST_REJECTED)),
             },
             LOGIN_PATH if post => self.login(request).await,
@@ -173,7 +192,10 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
                 self.logout(request, raw).await
             }
             LOGOUT_PATH if post => match form_fields(request) {
-                Some(raw) => self.logout(request, raw).await,
+                Some(raw) => match again_as_get(request, LOGOUT_PATH, &raw) {
+                    Some(redirect) => Ok(redirect),
+                    None => self.logout(request, raw).await,
+                },
                 None => Ok(self.error_page(messages::INVALID_LOGOUT)),
             },
             p if AUTHORIZE_PATHS.contains(&p) || p == LOGOUT_PATH => {
