@@ -85,6 +85,7 @@ fn family(id: &str, hash: &str, exp: i64) -> RefreshFamily {
         auth_time: 10,
         issued_at: 10,
         current_hash: hash.into(),
+        retired_hashes: Vec::new(),
         revoked: false,
         exp,
         // Round-trips through every adapter like the rest of the family.
@@ -364,30 +365,34 @@ async fn rotation_is_conditional_and_exactly_one_of_many_racers_wins() {
     assert_eq!(found.family.unwrap().current_hash, "h0");
     assert!(found.client.is_some());
 
+    let retired_h0 = vec!["h0".to_owned()];
     assert_eq!(
         store
-            .rotate("fam1", "wrong", "h1", 100, None)
+            .rotate("fam1", "wrong", "h1", &[], 100, None)
             .await
             .unwrap(),
         Rotation::Rejected
     );
     assert_eq!(
         store
-            .rotate("fam1", "h0", "h1", 10_000, None)
+            .rotate("fam1", "h0", "h1", &[], 10_000, None)
             .await
             .unwrap(),
         Rotation::Rejected,
         "expired"
     );
     assert_eq!(
-        store.rotate("fam1", "h0", "h1", 100, None).await.unwrap(),
+        store
+            .rotate("fam1", "h0", "h1", &retired_h0, 100, None)
+            .await
+            .unwrap(),
         Rotation::Rotated
     );
     let rotated = store.read(family_only("fam1")).await.unwrap().family;
     assert_eq!(
-        rotated.map(|f| (f.current_hash, f.issued_at, f.auth_time)),
-        Some(("h1".to_owned(), 100, 10)),
-        "the rotation records when the current token was issued"
+        rotated.map(|f| (f.current_hash, f.issued_at, f.auth_time, f.retired_hashes)),
+        Some(("h1".to_owned(), 100, 10, retired_h0)),
+        "the rotation records when the current token was issued, and what it replaced"
     );
 
     let racers: Vec<_> = (0..16)
@@ -395,7 +400,7 @@ async fn rotation_is_conditional_and_exactly_one_of_many_racers_wins() {
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .rotate("fam1", "h1", &format!("h2-{i}"), 100, None)
+                    .rotate("fam1", "h1", &format!("h2-{i}"), &[], 100, None)
                     .await
                     .unwrap()
             })
@@ -417,6 +422,7 @@ async fn rotation_is_conditional_and_exactly_one_of_many_racers_wins() {
             "fam1",
             &current.current_hash,
             "h2b",
+            &[],
             100,
             Some("another-key"),
         )
@@ -430,7 +436,7 @@ async fn rotation_is_conditional_and_exactly_one_of_many_racers_wins() {
     };
     store.create_family(&unbound, 13_600).await.unwrap();
     store
-        .rotate("fam2", "u0", "u1", 100, Some("key-1"))
+        .rotate("fam2", "u0", "u1", &[], 100, Some("key-1"))
         .await
         .unwrap();
     let bound = stored_family(&store, "fam2").await;
@@ -446,7 +452,7 @@ async fn rotation_is_conditional_and_exactly_one_of_many_racers_wins() {
     assert!(current.revoked);
     assert_eq!(
         store
-            .rotate("fam1", &current.current_hash, "h3", 100, None)
+            .rotate("fam1", &current.current_hash, "h3", &[], 100, None)
             .await
             .unwrap(),
         Rotation::Rejected

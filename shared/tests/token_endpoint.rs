@@ -148,6 +148,79 @@ async fn password_grant_issues_refresh_and_id_token_and_refresh_rotates() {
 }
 
 #[tokio::test]
+async fn a_made_up_secret_for_a_known_family_is_refused_and_ends_nothing() {
+    let (service, _) = service("ES256");
+    // GIVEN a family whose id anyone holding an access token knows (its `sid`)
+    let body = format!(
+        "grant_type=password&username=alice&password={}",
+        PASSWORD.replace(' ', "+")
+    );
+    let first = json_of(
+        &service
+            .handle(&form(&body, &[("authorization", &app_basic())]))
+            .await,
+    );
+    let refresh_token = first["refresh_token"].as_str().unwrap().to_owned();
+    let family_id = refresh_token.split('.').next().unwrap();
+    let forged = format!("{family_id}.{}", "A".repeat(43));
+    let refresh = |token: &str| {
+        form(
+            &format!("grant_type=refresh_token&refresh_token={token}"),
+            &[("authorization", &app_basic())],
+        )
+    };
+    // WHEN a secret the family never issued is refreshed, and revoked
+    let refused = service.handle(&refresh(&forged)).await;
+    assert_eq!(json_of(&refused)["error"], "invalid_grant");
+    let revoke = post(
+        "/oauth/v2/revoke",
+        "application/x-www-form-urlencoded",
+        &format!("token={forged}&token_type_hint=refresh_token"),
+        &[("authorization", &app_basic())],
+    );
+    assert_eq!(service.handle(&revoke).await.status, 200, "RFC 7009 §2.2");
+    // THEN the family lives: its real token still refreshes
+    let real = service.handle(&refresh(&refresh_token)).await;
+    assert_eq!(real.status, 200, "{}", real.body);
+    assert!(!service.store.family_snapshot(family_id).unwrap().revoked);
+    // AND the token it replaced, presented again, is reuse: the family is revoked
+    let replay = service.handle(&refresh(&refresh_token)).await;
+    assert_eq!(json_of(&replay)["error"], "invalid_grant");
+    assert!(service.store.family_snapshot(family_id).unwrap().revoked);
+}
+
+#[tokio::test]
+async fn revoking_with_a_token_the_family_replaced_still_ends_it() {
+    let (service, _) = service("ES256");
+    let body = format!(
+        "grant_type=password&username=alice&password={}",
+        PASSWORD.replace(' ', "+")
+    );
+    let first = json_of(
+        &service
+            .handle(&form(&body, &[("authorization", &app_basic())]))
+            .await,
+    );
+    let old = first["refresh_token"].as_str().unwrap().to_owned();
+    let rotated = service
+        .handle(&form(
+            &format!("grant_type=refresh_token&refresh_token={old}"),
+            &[("authorization", &app_basic())],
+        ))
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let revoke = post(
+        "/oauth/v2/revoke",
+        "application/x-www-form-urlencoded",
+        &format!("token={old}"),
+        &[("authorization", &app_basic())],
+    );
+    assert_eq!(service.handle(&revoke).await.status, 200);
+    let family_id = old.split('.').next().unwrap();
+    assert!(service.store.family_snapshot(family_id).unwrap().revoked);
+}
+
+#[tokio::test]
 async fn of_concurrent_refreshes_exactly_one_wins_and_the_family_dies() {
     let (service, _) = service("ES256");
     let service = Arc::new(service);

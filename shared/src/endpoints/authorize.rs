@@ -846,6 +846,7 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
                 auth_time: ended.auth_time,
                 issued_at: 0,
                 current_hash: String::new(),
+                retired_hashes: Vec::new(),
                 revoked: true,
                 exp: now,
                 jkt: None,

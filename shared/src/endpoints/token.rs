@@ -373,9 +373,13 @@ impl<S: TokenStore, K: KeySource> TokenService<S, K> {
                 "the token was issued to another client",
             ));
         }
-        // Any token of the family from its own client revokes it, current or not: a client
-        // logging out with a token that a concurrent (or stolen) refresh just rotated must still
-        // end the session (RFC 9700 §4.14.2 treats such a token as a reuse signal anyway).
+        // Any token the family issued revokes it, current or not: a client logging out with a
+        // token that a concurrent (or stolen) refresh just rotated must still end the session
+        // (RFC 9700 §4.14.2 treats such a token as a reuse signal anyway). One it never issued
+        // is not a token of the family (RFC 7009 §2.2: answered 200, nothing revoked).
+        if !family.issued(&token.hash()) {
+            return Ok(());
+        }
         Ok(self.store.revoke_family(&family.family_id).await?)
     }
 }

@@ -36,6 +36,7 @@ fn family_of<S>(
         auth_time: granted.auth_time,
         issued_at: ctx.now,
         current_hash,
+        retired_hashes: Vec::new(),
         revoked: false,
         exp: ctx.now + refresh_ttl(ctx, client),
         // RFC 9449 §5: a public client's refresh token is bound to its DPoP key; a

@@ -120,6 +120,7 @@ pub async fn grant<S: LoginDirectory + FailureCounters + RefreshFamilies + Asser
             auth_time: ctx.now,
             issued_at: ctx.now,
             current_hash: token.hash(),
+            retired_hashes: Vec::new(),
             revoked: false,
             exp: ctx.now + refresh_ttl(ctx, client),
             // A password client is confidential: its refresh tokens are bound by its

@@ -70,8 +70,15 @@ pub async fn grant<S: TokenRecords + RefreshFamilies + AssertionReplays>(
     }
     let presented_hash = token.hash();
     if !digests_equal(&presented_hash, &family.current_hash) {
-        tracing::warn!(family = %family.family_id, "refresh token reuse: family revoked");
-        ctx.store.revoke_family(&family.family_id).await?;
+        // RFC 9700 §4.14.2: a token the family replaced, presented again, is reuse. One it
+        // never issued is only refused: the family id is in every token's `sid`, so anyone
+        // could otherwise end a user's session with a made-up secret.
+        if family.issued(&presented_hash) {
+            tracing::warn!(family = %family.family_id, "refresh token reuse: family revoked");
+            ctx.store.revoke_family(&family.family_id).await?;
+        } else {
+            tracing::info!(family = %family.family_id, "refresh token the family never issued");
+        }
         return Err(INVALID);
     }
     // RFC 9449 §5: a family bound to a DPoP key is refreshed only with a proof by that key.
@@ -119,6 +126,7 @@ pub async fn grant<S: TokenRecords + RefreshFamilies + AssertionReplays>(
             &family.family_id,
             &presented_hash,
             &next.hash(),
+            &family.retired_after_rotation(),
             ctx.now,
             bind_jkt,
         )

@@ -626,25 +626,27 @@ impl RefreshFamilies for DynamoStore {
         family_id: &str,
         presented_hash: &str,
         new_hash: &str,
+        retired: &[String],
         now: i64,
         bind_jkt: Option<&str>,
     ) -> Result<Rotation, StoreError> {
+        const SET: &str = "SET current_hash = :new, issued_at = :now, retired_hashes = :retired";
+        let retired = AttributeValue::L(retired.iter().map(|h| s(h.as_str())).collect());
         let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(keys::family(family_id))))
-            .update_expression("SET current_hash = :new, issued_at = :now")
+            .update_expression(SET)
             .condition_expression("current_hash = :presented AND revoked = :false AND exp > :now")
             .expression_attribute_values(":new", s(new_hash))
             .expression_attribute_values(":presented", s(presented_hash))
+            .expression_attribute_values(":retired", retired)
             .expression_attribute_values(":false", AttributeValue::Bool(false))
             .expression_attribute_values(":now", n(now));
         if let Some(jkt) = bind_jkt {
             update = update
-                .update_expression(
-                    "SET current_hash = :new, issued_at = :now, jkt = if_not_exists(jkt, :jkt)",
-                )
+                .update_expression(format!("{SET}, jkt = if_not_exists(jkt, :jkt)"))
                 .expression_attribute_values(":jkt", s(jkt));
         }
         let result = update.send().await;

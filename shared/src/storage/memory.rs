@@ -200,6 +200,7 @@ impl RefreshFamilies for MemoryStore {
         family_id: &str,
         presented_hash: &str,
         new_hash: &str,
+        retired: &[String],
         now: i64,
         bind_jkt: Option<&str>,
     ) -> Result<Rotation, StoreError> {
@@ -207,6 +208,7 @@ impl RefreshFamilies for MemoryStore {
         match families.get_mut(family_id) {
             Some(f) if f.current_hash == presented_hash && !f.revoked && f.exp > now => {
                 f.current_hash = new_hash.to_owned();
+                f.retired_hashes = retired.to_vec();
                 f.issued_at = now;
                 if f.jkt.is_none() {
                     f.jkt = bind_jkt.map(str::to_owned);

@@ -219,6 +219,11 @@ pub struct RefreshFamily {
     pub issued_at: i64,
     /// SHA-256 of the random part of the family's one valid refresh token.
     pub current_hash: String,
+    /// The hashes of the tokens it replaced, newest last (at most `RETIRED_HASHES_KEPT`):
+    /// what tells a replayed token (reuse: the family is revoked) from one never issued
+    /// (only refused), since the family id itself is no secret (`sid` in the tokens).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_hashes: Vec<String>,
     pub revoked: bool,
     pub exp: i64,
     /// The DPoP key a public client's family is bound to (RFC 9449 §5): every refresh must
@@ -227,7 +232,28 @@ pub struct RefreshFamily {
     pub jkt: Option<String>,
 }
 
+/// How many replaced refresh tokens a family remembers: a stolen token replayed after the
+/// client refreshed (or the client's own after the thief did) is one or two behind. Five
+/// hashes keep a family item under 1 KB, one write unit per rotation.
+pub const RETIRED_HASHES_KEPT: usize = 5;
+
 impl RefreshFamily {
+    /// Whether `hash` is of a token this family issued: its current one or one it replaced.
+    pub fn issued(&self, hash: &str) -> bool {
+        std::iter::once(&self.current_hash)
+            .chain(&self.retired_hashes)
+            .fold(false, |found, h| {
+                found | crate::crypto::digests_equal(hash, h)
+            })
+    }
+
+    /// The retired hashes once the current token is replaced.
+    pub fn retired_after_rotation(&self) -> Vec<String> {
+        let all = self.retired_hashes.iter().chain([&self.current_hash]);
+        let skip = (self.retired_hashes.len() + 1).saturating_sub(RETIRED_HASHES_KEPT);
+        all.skip(skip).cloned().collect()
+    }
+
     /// Whether the family may still be used by `client` at `now`: the client's own, not
     /// revoked, not expired, and not older than the client record — a client deleted and
     /// created again under the same id inherits nothing (RFC 6749 §6 binds the token to
@@ -602,15 +628,16 @@ pub trait RefreshFamilies: Send + Sync {
         retain_until: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Replaces `presented_hash` by `new_hash` (and `issued_at` by `now`) only if it is still
-    /// current, the family is not revoked and not expired — a single conditional write, so of
-    /// N racing rotations one wins. `bind_jkt` binds a family not yet bound to a DPoP key to
-    /// that one (a family already bound keeps its key).
+    /// Replaces `presented_hash` by `new_hash` (and `issued_at` by `now`, the retired hashes
+    /// by `retired`) only if it is still current, the family is not revoked and not expired —
+    /// a single conditional write, so of N racing rotations one wins. `bind_jkt` binds a
+    /// family not yet bound to a DPoP key to that one (a family already bound keeps its key).
     fn rotate(
         &self,
         family_id: &str,
         presented_hash: &str,
         new_hash: &str,
+        retired: &[String],
         now: i64,
         bind_jkt: Option<&str>,
     ) -> impl Future<Output = Result<Rotation, StoreError>> + Send;
@@ -721,5 +748,37 @@ pub mod keys {
             "jti#{client_id}#{}",
             crate::crypto::sha256_b64(jti.as_bytes())
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_family_remembers_the_last_tokens_it_replaced_and_no_more() {
+        let mut family = RefreshFamily {
+            family_id: "f".into(),
+            client_id: "c".into(),
+            user_id: "u".into(),
+            scope: String::new(),
+            auth_time: 0,
+            issued_at: 0,
+            current_hash: "h0".into(),
+            retired_hashes: Vec::new(),
+            revoked: false,
+            exp: 1,
+            jkt: None,
+        };
+        for generation in 1..=RETIRED_HASHES_KEPT + 2 {
+            family.retired_hashes = family.retired_after_rotation();
+            family.current_hash = format!("h{generation}");
+        }
+        let kept: Vec<String> = (2..=RETIRED_HASHES_KEPT + 1)
+            .map(|g| format!("h{g}"))
+            .collect();
+        assert_eq!(family.retired_hashes, kept, "the newest, oldest first");
+        assert!(family.issued("h7") && family.issued("h2"));
+        assert!(!family.issued("h1") && !family.issued("never"));
     }
 }
