@@ -305,6 +305,30 @@ async fn a_public_client_presents_only_its_id_and_only_for_its_grants() {
 }
 
 #[tokio::test]
+async fn a_public_clients_id_alone_does_not_open_introspection() {
+    let world = world();
+    let (code, _) = world
+        .mint(granted("spa", Some(challenge_of(VERIFIER))))
+        .await;
+    let tokens = json_of(
+        &world
+            .exchange("spa", &exchange_body(&code, Some(VERIFIER)))
+            .await,
+    );
+    let access = tokens["access_token"].as_str().unwrap();
+    // RFC 7662 §2.1: anyone can name a public client, so that is no authorization to scan.
+    let introspect = post(
+        "/oauth/v2/tokeninfo",
+        "application/x-www-form-urlencoded",
+        &format!("client_id=spa&token={access}"),
+        &[],
+    );
+    let response = world.tokeninfo.handle(&introspect).await;
+    assert_eq!(error_of(&response), (401, "invalid_client".to_owned()));
+    assert!(!response.body.contains("active"), "{}", response.body);
+}
+
+#[tokio::test]
 async fn a_reuse_seen_before_the_first_exchange_finished_still_revokes_its_family() {
     use shared::storage::RefreshFamilies;
 

@@ -323,6 +323,13 @@ impl<S: TokenInfoStore, K: KeySource> TokenInfoService<S, K> {
             now,
         )
         .await?;
+        // RFC 7662 §2.1: introspection requires authorization, against token scanning; a
+        // public client's client_id alone is none (discovery lists no `none` here either).
+        if client.public {
+            return Err(OAuthError::InvalidClient {
+                basic_challenge: false,
+            });
+        }
         let client = &client;
         let token = params
             .get("token")
