@@ -662,6 +662,7 @@ async fn sign_in_records_are_read_in_one_batch_and_transactions_end_once() {
         login_hint: None,
         ask_consent: false,
         consenting_user: None,
+        hinted_user: Some("6f0c1d2e".into()),
         exp: 1000,
     };
     store.put_transaction(&transaction).await.unwrap();

@@ -779,3 +779,32 @@ async fn a_cross_site_post_to_authorize_sees_the_session_through_the_get() {
     let with = with_cookie(without_cookie, Some(&cookie));
     assert!(redirected(&world.authorize.handle(&with).await).contains_key("code"));
 }
+
+#[tokio::test]
+async fn whoever_signs_in_must_be_the_user_the_id_token_hint_names() {
+    let world = world();
+    let (_, code) = world.sign_in("web").await;
+    let (_, _, alices) = world.tokens(&code).await;
+    let mut bob = user(password_hash());
+    bob.username = "bob".into();
+    bob.user_id = "b0b".into();
+    world.store.put_user(bob);
+    // A fresh browser, a request hinting alice: bob signs in on the page...
+    let hinted = authorize_url("web", &format!("&id_token_hint={alices}"));
+    let page = world.authorize.handle(&hinted).await;
+    let done = world
+        .authorize
+        .handle(&login_form_as(&page, "bob", PASSWORD, "same-origin"))
+        .await;
+    // ...and the client gets login_required, not a code for bob (OIDC Core §3.1.2.1).
+    let params = redirected(&done);
+    assert_eq!(params["error"], "login_required", "{params:?}");
+    assert!(!params.contains_key("code"));
+    // alice herself gets her code.
+    let page = world.authorize.handle(&hinted).await;
+    let done = world
+        .authorize
+        .handle(&login_form(&page, PASSWORD, "same-origin"))
+        .await;
+    assert!(redirected(&done).contains_key("code"));
+}

@@ -366,23 +366,7 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
     /// OIDC Core §3.1.2.1: an `id_token_hint` names the user the client expects; a session of
     /// anyone else is not used (an expired hint still names its user).
     fn hint_matches(&self, authz: &AuthorizationRequest, session: &BrowserSession) -> bool {
-        let Some(hint) = &authz.id_token_hint else {
-            return true;
-        };
-        let Some(payload) = hint.split('.').nth(1) else {
-            return false;
-        };
-        // The hint only narrows which session may be used, so its signature is not what grants
-        // anything; its subject must still be exactly the session's.
-        crate::crypto::b64url_decode(payload)
-            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-            .and_then(|claims| {
-                claims
-                    .get("sub")
-                    .and_then(|s| s.as_str())
-                    .map(str::to_owned)
-            })
-            .is_some_and(|sub| sub == session.user_id)
+        hinted_user(authz).is_none_or(|sub| sub == session.user_id)
     }
 
     async fn begin(
@@ -466,6 +450,19 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
             })
             .await?;
         let reply_to = reply_to_of(transaction);
+        // OIDC Core §3.1.2.1: signed in as someone other than the hint's user, the client gets
+        // login_required, not a code for another person.
+        if transaction
+            .hinted_user
+            .as_ref()
+            .is_some_and(|hinted| *hinted != session.user_id)
+        {
+            return Ok(reply_error(
+                &reply_to,
+                AuthorizeError::LoginRequired,
+                issuer,
+            ));
+        }
         let Some(account) = found
             .account
             .filter(|a| a.honours(&session.user_id, session.auth_time))
@@ -873,6 +870,19 @@ struct Leg<'a> {
     now: i64,
 }
 
+/// The user an `id_token_hint` names: its `sub`, or empty when it names nobody. The hint only
+/// narrows who may be signed in, so its signature is not what grants anything.
+fn hinted_user(authz: &AuthorizationRequest) -> Option<String> {
+    let hint = authz.id_token_hint.as_ref()?;
+    let subject = hint
+        .split('.')
+        .nth(1)
+        .and_then(crate::crypto::b64url_decode)
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|claims| claims.get("sub")?.as_str().map(str::to_owned));
+    Some(subject.unwrap_or_default())
+}
+
 /// The transaction record of a checked request (`csrf` is hashed; `exp` set by the caller).
 fn authz_record(authz: &AuthorizationRequest, csrf: &str) -> LoginTransaction {
     LoginTransaction {
@@ -890,6 +900,7 @@ fn authz_record(authz: &AuthorizationRequest, csrf: &str) -> LoginTransaction {
         login_hint: authz.login_hint.clone(),
         ask_consent: authz.prompt.consent,
         consenting_user: None,
+        hinted_user: hinted_user(authz),
         exp: 0,
     }
 }

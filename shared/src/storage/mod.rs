@@ -362,6 +362,10 @@ pub struct LoginTransaction {
     /// On a consent form: the user it was shown to (only their session may answer it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consenting_user: Option<String>,
+    /// The user an `id_token_hint` named (empty: a hint naming nobody); whoever signs in
+    /// must be that user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hinted_user: Option<String>,
     pub exp: i64,
 }
 
