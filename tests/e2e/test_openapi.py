@@ -549,6 +549,14 @@ def _authorization_response_problems(target: str, fields: dict[str, list[str]], 
     return problems
 
 
+def _again_as_get_targets(issuer: str) -> set[str]:
+    return {issuer + "/v2/authorize", issuer + "/v2/logout"}
+
+
+def _again_as_get_target(label: str, issuer: str) -> str:
+    return issuer + ("/v2/logout" if label in LOGOUT_LABELS else "/v2/authorize")
+
+
 def _browser_problems(response, case, label: str, ctx: dict, br: _Browser, issuer: str) -> list[tuple[str, str]]:
     """The authorize-specific checks (see the module docstring): (kind, detail) pairs."""
     problems: list[tuple[str, str]] = []
@@ -557,7 +565,14 @@ def _browser_problems(response, case, label: str, ctx: dict, br: _Browser, issue
     if status == 303 and location:
         base, _, query = location.partition("?")
         fields = urllib.parse.parse_qs(query, keep_blank_values=True)
-        if label in LOGOUT_LABELS:
+        if base in _again_as_get_targets(issuer):
+            # A POST without a usable session cookie, sent back as the same GET (SameSite=Lax
+            # keeps the cookie off an app's cross-site POST; the redirected GET carries it).
+            if case.method.upper() != "POST" or base != _again_as_get_target(label, issuer):
+                problems.append(("again-as-get", f"{case.method} answered with {location!r}"))
+            if _header(response, "Set-Cookie") is not None:
+                problems.append(("again-as-get", "a cookie set on the way to the GET"))
+        elif label in LOGOUT_LABELS:
             state = ctx["state"]
             expected = {"state": [state]} if isinstance(state, str) and state else {}
             if base != AFTER_LOGOUT or (isinstance(state, (str, type(None))) and fields != expected):
@@ -696,7 +711,10 @@ def test_schemathesis_against_live_stack(stack):
                                     f"{response.status_code} {response.text[:300]!r}")
         if browser:
             location = _header(response, "Location") or ""
-            if response.status_code == 303 and label in LOGOUT_LABELS:
+            if (response.status_code == 303
+                    and location.partition("?")[0] in _again_as_get_targets(stack.issuer)):
+                outcomes[label]["303 again as GET"] += 1
+            elif response.status_code == 303 and label in LOGOUT_LABELS:
                 outcomes[label]["303 return"] += 1
             elif response.status_code == 303:
                 fields = urllib.parse.parse_qs(location.partition("?")[2])

@@ -110,19 +110,6 @@ fn session_cookie(secret: &str, max_age: i64) -> String {
 /// The longest query a POST is re-sent as (what CloudFront and most browsers take, with room).
 const MAX_GET_QUERY: usize = 8 * 1024;
 
-/// A POST to the authorization or logout endpoint (OIDC Core §3.1.2.1 and RP-Initiated Logout
-/// §2 take both methods) that came without the session cookie, sent back as a GET of the same
-/// parameters. An app's cross-site form POST never carries a `SameSite=Lax` cookie, but the
-/// top-level GET it is redirected to does: without this, such a logout would report a session
-/// ended that was not, and prompt=none would answer login_required to a signed-in user.
-fn again_as_get(request: &ApiRequest, path: &str, raw: &RawRequest) -> Option<ApiResponse> {
-    if session_secret(request).is_some() {
-        return None;
-    }
-    let query = raw.encoded();
-    (query.len() <= MAX_GET_QUERY).then(|| see_other(&format!("{path}?{query}")))
-}
-
 /// RFC 9700 §4.12: 303 after a POST, so the browser does not re-send the form.
 fn see_other(location: &str) -> ApiResponse {
     ApiResponse::empty(303)
@@ -169,6 +156,30 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
         page::error_page(&self.config.branding, message)
     }
 
+    /// A POST to the authorization or logout endpoint (OIDC Core §3.1.2.1 and RP-Initiated
+    /// Logout §2 take both methods) that came without the session cookie, sent back as a GET
+    /// of the same parameters to the endpoint (`endpoint`, under the issuer, as discovery
+    /// names it). An app's cross-site form POST never carries a `SameSite=Lax` cookie, but the
+    /// top-level GET it is redirected to does: without this, such a logout would report a
+    /// session ended that was not, and prompt=none would answer login_required to a signed-in
+    /// user.
+    fn again_as_get(
+        &self,
+        request: &ApiRequest,
+        endpoint: &str,
+        raw: &RawRequest,
+    ) -> Result<Option<ApiResponse>, OAuthError> {
+        if session_secret(request).is_some() {
+            return Ok(None);
+        }
+        let query = raw.encoded();
+        if query.len() > MAX_GET_QUERY {
+            return Ok(None);
+        }
+        let issuer = issuer(&self.config, request)?;
+        Ok(Some(see_other(&format!("{issuer}{endpoint}?{query}"))))
+    }
+
     pub async fn handle(&self, request: &ApiRequest) -> ApiResponse {
         let path = request.path.trim_end_matches('/');
         let get = request.method == http::Method::GET;
@@ -179,9 +190,10 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
                 self.authorize(request, raw).await
             }
             p if AUTHORIZE_PATHS.contains(&p) && post => match form_fields(request) {
-                Some(raw) => match again_as_get(request, p, &raw) {
-                    Some(redirect) => Ok(redirect),
-                    None => self.authorize(request, raw).await,
+                Some(raw) => match self.again_as_get(request, "/v2/authorize", &raw) {
+                    Ok(Some(redirect)) => Ok(redirect),
+                    Ok(None) => self.authorize(request, raw).await,
+                    Err(error) => Err(error),
                 },
                 None => Ok(self.error_page(messages::REQUEST_REJECTED)),
             },
@@ -192,9 +204,10 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
                 self.logout(request, raw).await
             }
             LOGOUT_PATH if post => match form_fields(request) {
-                Some(raw) => match again_as_get(request, LOGOUT_PATH, &raw) {
-                    Some(redirect) => Ok(redirect),
-                    None => self.logout(request, raw).await,
+                Some(raw) => match self.again_as_get(request, "/v2/logout", &raw) {
+                    Ok(Some(redirect)) => Ok(redirect),
+                    Ok(None) => self.logout(request, raw).await,
+                    Err(error) => Err(error),
                 },
                 None => Ok(self.error_page(messages::INVALID_LOGOUT)),
             },
