@@ -108,6 +108,21 @@ fn cookie_of(response: &ApiResponse) -> String {
 }
 
 impl World {
+    /// A second user, `bob` (user id `b0b`), with alice's password.
+    fn add_bob(&self) {
+        let mut bob = user(password_hash());
+        bob.username = "bob".into();
+        bob.user_id = "b0b".into();
+        self.store.put_user(bob);
+    }
+
+    /// The authorization request for `client_id` (with `extra`) from the browser holding
+    /// `cookie`.
+    async fn authorize_in(&self, client_id: &str, extra: &str, cookie: &str) -> ApiResponse {
+        let request = with_cookie(authorize_url(client_id, extra), Some(cookie));
+        self.authorize.handle(&request).await
+    }
+
     /// A full sign-in; returns the session cookie and the code.
     async fn sign_in(&self, client_id: &str) -> (String, String) {
         self.sign_in_with(authorize_url(client_id, "")).await
@@ -580,10 +595,7 @@ async fn another_users_hint_does_not_end_this_session_unasked() {
     let (cookie, code) = world.sign_in("web").await;
     let (access, _, _) = world.tokens(&code).await;
     // An id_token of someone else (bob, in another browser): ours, but not this session's user.
-    let mut bob = user(password_hash());
-    bob.username = "bob".into();
-    bob.user_id = "b0b".into();
-    world.store.put_user(bob);
+    world.add_bob();
     let page = world.authorize.handle(&authorize_url("web", "")).await;
     let done = world
         .authorize
@@ -615,10 +627,7 @@ async fn a_consent_form_is_answered_only_by_the_session_it_was_shown_to() {
         .await;
     assert!(alices_form.body.contains("Asks First"));
     // Bob has a session of his own in another browser.
-    let mut bob = user(password_hash());
-    bob.username = "bob".into();
-    bob.user_id = "b0b".into();
-    world.store.put_user(bob);
+    world.add_bob();
     let page = world.authorize.handle(&authorize_url("web", "")).await;
     let bobs = cookie_of(
         &world
@@ -642,13 +651,7 @@ async fn signing_in_again_keeps_what_the_old_session_signed_in_under_logout() {
     let (cookie, code) = world.sign_in("web").await;
     let (access, refresh, _) = world.tokens(&code).await;
     // prompt=login in the same browser: a new session replaces the old one.
-    let page = world
-        .authorize
-        .handle(&with_cookie(
-            authorize_url("web", "&prompt=login"),
-            Some(&cookie),
-        ))
-        .await;
+    let page = world.authorize_in("web", "&prompt=login", &cookie).await;
     let relogin = with_cookie(login_form(&page, PASSWORD, "same-origin"), Some(&cookie));
     let done = world.authorize.handle(&relogin).await;
     let new_cookie = cookie_of(&done);
@@ -683,23 +686,14 @@ async fn a_password_change_elsewhere_sends_the_browser_to_the_login_page_not_an_
     changed.credentials_changed_at = shared::now_epoch() + 5;
     world.store.put_user(changed);
     // prompt=none cannot show a page: login_required, and the stale session is forgotten.
-    let silent = world
-        .authorize
-        .handle(&with_cookie(
-            authorize_url("web", "&prompt=none"),
-            Some(&cookie),
-        ))
-        .await;
+    let silent = world.authorize_in("web", "&prompt=none", &cookie).await;
     assert_eq!(redirected(&silent)["error"], "login_required");
     let cleared = silent
         .header_value("set-cookie")
         .expect("the cookie cleared");
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
     // Without prompt the user is asked to sign in again (OIDC Core §3.1.2.6).
-    let page = world
-        .authorize
-        .handle(&with_cookie(authorize_url("web", ""), Some(&cookie)))
-        .await;
+    let page = world.authorize_in("web", "", &cookie).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("name=\"password\""), "{}", page.body);
 }
@@ -788,10 +782,7 @@ async fn whoever_signs_in_must_be_the_user_the_id_token_hint_names() {
     let world = world();
     let (_, code) = world.sign_in("web").await;
     let (_, _, alices) = world.tokens(&code).await;
-    let mut bob = user(password_hash());
-    bob.username = "bob".into();
-    bob.user_id = "b0b".into();
-    world.store.put_user(bob);
+    world.add_bob();
     // A fresh browser, a request hinting alice: bob signs in on the page...
     let hinted = authorize_url("web", &format!("&id_token_hint={alices}"));
     let page = world.authorize.handle(&hinted).await;

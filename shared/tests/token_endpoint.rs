@@ -15,6 +15,21 @@ fn service(alg: &str) -> (TokenService<MemoryStore, StaticKeys>, StaticKeys) {
     (token_service(alg, password_hash()), all_keys())
 }
 
+/// alice's password grant at `app`: the token response.
+async fn alices_password_login(
+    service: &TokenService<MemoryStore, StaticKeys>,
+) -> serde_json::Value {
+    let body = format!(
+        "grant_type=password&username=alice&password={}",
+        PASSWORD.replace(' ', "+")
+    );
+    json_of(
+        &service
+            .handle(&form(&body, &[("authorization", &app_basic())]))
+            .await,
+    )
+}
+
 fn app_basic() -> String {
     basic("app", CLIENT_SECRET)
 }
@@ -151,15 +166,7 @@ async fn password_grant_issues_refresh_and_id_token_and_refresh_rotates() {
 async fn a_made_up_secret_for_a_known_family_is_refused_and_ends_nothing() {
     let (service, _) = service("ES256");
     // GIVEN a family whose id anyone holding an access token knows (its `sid`)
-    let body = format!(
-        "grant_type=password&username=alice&password={}",
-        PASSWORD.replace(' ', "+")
-    );
-    let first = json_of(
-        &service
-            .handle(&form(&body, &[("authorization", &app_basic())]))
-            .await,
-    );
+    let first = alices_password_login(&service).await;
     let refresh_token = first["refresh_token"].as_str().unwrap().to_owned();
     let family_id = refresh_token.split('.').next().unwrap();
     let forged = format!("{family_id}.{}", "A".repeat(43));
@@ -192,15 +199,7 @@ async fn a_made_up_secret_for_a_known_family_is_refused_and_ends_nothing() {
 #[tokio::test]
 async fn revoking_with_a_token_the_family_replaced_still_ends_it() {
     let (service, _) = service("ES256");
-    let body = format!(
-        "grant_type=password&username=alice&password={}",
-        PASSWORD.replace(' ', "+")
-    );
-    let first = json_of(
-        &service
-            .handle(&form(&body, &[("authorization", &app_basic())]))
-            .await,
-    );
+    let first = alices_password_login(&service).await;
     let old = first["refresh_token"].as_str().unwrap().to_owned();
     let rotated = service
         .handle(&form(
@@ -224,15 +223,7 @@ async fn revoking_with_a_token_the_family_replaced_still_ends_it() {
 async fn of_concurrent_refreshes_exactly_one_wins_and_the_family_dies() {
     let (service, _) = service("ES256");
     let service = Arc::new(service);
-    let body = format!(
-        "grant_type=password&username=alice&password={}",
-        PASSWORD.replace(' ', "+")
-    );
-    let first = json_of(
-        &service
-            .handle(&form(&body, &[("authorization", &app_basic())]))
-            .await,
-    );
+    let first = alices_password_login(&service).await;
     let token = first["refresh_token"].as_str().unwrap().to_owned();
     let racers: Vec<_> = (0..8)
         .map(|_| {

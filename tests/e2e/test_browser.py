@@ -591,8 +591,17 @@ def test_form_post_posts_code_state_and_iss_to_the_redirect_uri(stack, app, new_
 
 
 # ------------------------------------------------------------------------------------ k. logout
-def test_rp_initiated_logout_in_the_browser_ends_the_session_and_its_tokens(stack, app, context):
-    # GIVEN a user signed in through Chromium, holding tokens, with a return page registered
+@dataclasses.dataclass
+class SignedIn:
+    client: dict
+    rp: AuthlibRP
+    page: object
+    token: dict
+
+
+def _signed_in_with_a_return_page(stack, app, context) -> SignedIn:
+    """A user signed in through Chromium, holding tokens, its client with /signed-out
+    registered as the post_logout_redirect_uri."""
     app.pages["/signed-out"] = "<!DOCTYPE html><html lang=en><title>Bye</title><p>Signed out.</p>"
     client = browser_client(stack, app, post_logout_path="/signed-out")
     user = make_user(stack)
@@ -601,7 +610,22 @@ def test_rp_initiated_logout_in_the_browser_ends_the_session_and_its_tokens(stac
     page = context.new_page()
     page.goto(pending.url)
     sign_in(page, user["username"], user["password"])
-    token = rp.exchange(pending, app.wait(page))
+    return SignedIn(client, rp, page, rp.exchange(pending, app.wait(page)))
+
+
+def _refresh_is_dead(stack, signed_in: SignedIn) -> bool:
+    client = signed_in.client
+    refreshed = requests.post(stack.base_url + "/oauth/v2/token", timeout=60,
+                              auth=(client["client_id"], client["client_secret"]),
+                              data={"grant_type": "refresh_token",
+                                    "refresh_token": signed_in.token["refresh_token"]})
+    return refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"
+
+
+def test_rp_initiated_logout_in_the_browser_ends_the_session_and_its_tokens(stack, app, context):
+    # GIVEN a user signed in through Chromium, holding tokens, with a return page registered
+    signed_in = _signed_in_with_a_return_page(stack, app, context)
+    page, token = signed_in.page, signed_in.token
     assert session_cookies(context)
     # WHEN the app sends the browser to the end_session_endpoint with its id_token
     end_session = stack.base_url + "/oauth/v2/logout?" + urllib.parse.urlencode({
@@ -612,12 +636,8 @@ def test_rp_initiated_logout_in_the_browser_ends_the_session_and_its_tokens(stac
     page.wait_for_url(app.origin + "/signed-out?state=bye")
     assert session_cookies(context) == []
     # AND the refresh token is dead, and a silent sign-in needs a login again
-    refreshed = requests.post(stack.base_url + "/oauth/v2/token", timeout=60,
-                              auth=(client["client_id"], client["client_secret"]),
-                              data={"grant_type": "refresh_token",
-                                    "refresh_token": token["refresh_token"]})
-    assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"
-    silent = rp.authorize(prompt="none")
+    assert _refresh_is_dead(stack, signed_in)
+    silent = signed_in.rp.authorize(prompt="none")
     page.goto(silent.url)
     callback = app.wait(page)
     assert callback.params["error"] == "login_required"
@@ -626,16 +646,8 @@ def test_rp_initiated_logout_in_the_browser_ends_the_session_and_its_tokens(stac
 def test_an_apps_cross_site_form_post_to_logout_ends_the_session(stack, app, context):
     # GIVEN a user signed in through Chromium, and an app page on another site (localhost is
     # not the same site as the provider's 127.0.0.1) whose form POSTs the logout
-    app.pages["/signed-out"] = "<!DOCTYPE html><html lang=en><title>Bye</title><p>Signed out.</p>"
-    client = browser_client(stack, app, post_logout_path="/signed-out")
-    user = make_user(stack)
-    rp = AuthlibRP(stack, client)
-    pending = rp.authorize()
-    page = context.new_page()
-    page.goto(pending.url)
-    sign_in(page, user["username"], user["password"])
-    token = rp.exchange(pending, app.wait(page))
-    fields = {"id_token_hint": token["id_token"], "state": "bye",
+    signed_in = _signed_in_with_a_return_page(stack, app, context)
+    fields = {"id_token_hint": signed_in.token["id_token"], "state": "bye",
               "post_logout_redirect_uri": app.origin + "/signed-out"}
     inputs = "".join(f'<input type=hidden name="{k}" value="{html.escape(v)}">'
                      for k, v in fields.items())
@@ -643,15 +655,11 @@ def test_an_apps_cross_site_form_post_to_logout_ends_the_session(stack, app, con
                             f'<form method=post action="{stack.base_url}/oauth/v2/logout">'
                             f'{inputs}</form><script>document.forms[0].submit()</script>')
     # WHEN the browser submits it (SameSite=Lax: the POST itself carries no session cookie)
-    page.goto(app.origin.replace("127.0.0.1", "localhost") + "/logout")
+    signed_in.page.goto(app.origin.replace("127.0.0.1", "localhost") + "/logout")
     # THEN it is back at the app, and the session is really over
-    page.wait_for_url(app.origin + "/signed-out?state=bye")
+    signed_in.page.wait_for_url(app.origin + "/signed-out?state=bye")
     assert session_cookies(context) == []
-    refreshed = requests.post(stack.base_url + "/oauth/v2/token", timeout=60,
-                              auth=(client["client_id"], client["client_secret"]),
-                              data={"grant_type": "refresh_token",
-                                    "refresh_token": token["refresh_token"]})
-    assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"
+    assert _refresh_is_dead(stack, signed_in)
 
 
 def test_a_logout_link_without_a_hint_asks_before_signing_out(stack, app, context):

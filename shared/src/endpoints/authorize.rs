@@ -288,7 +288,7 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
         // `login_required` for prompt=none, which cannot show the login page.
         let mut ended_stale = false;
         let usable = match usable {
-            Some(session) if !self.still_honoured(&session).await? => {
+            Some(session) if self.honouring_account(&session).await?.is_none() => {
                 self.store.end_session(&session.id_hash).await?;
                 ended_stale = true;
                 None
@@ -336,8 +336,11 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
         }
     }
 
-    /// Whether the session's account still honours it (`Account::honours`).
-    async fn still_honoured(&self, session: &BrowserSession) -> Result<bool, OAuthError> {
+    /// The session's account, if it still honours the session (`Account::honours`).
+    async fn honouring_account(
+        &self,
+        session: &BrowserSession,
+    ) -> Result<Option<crate::storage::Account>, OAuthError> {
         let found = self
             .store
             .read(Wanted {
@@ -347,7 +350,7 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
             .await?;
         Ok(found
             .account
-            .is_some_and(|a| a.honours(&session.user_id, session.auth_time)))
+            .filter(|a| a.honours(&session.user_id, session.auth_time)))
     }
 
     /// The parameters of the pushed request `request_uri` names, taken (one conditional
@@ -455,14 +458,14 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
         session: &BrowserSession,
     ) -> Result<ApiResponse, OAuthError> {
         let (issuer, now) = (leg.issuer, leg.now);
-        let found = self
-            .store
-            .read(Wanted {
-                account: Some(&session.user_id),
-                ..Wanted::default()
-            })
-            .await?;
         let reply_to = reply_to_of(transaction);
+        let login_required = || {
+            Ok(reply_error(
+                &reply_to,
+                AuthorizeError::LoginRequired,
+                issuer,
+            ))
+        };
         // OIDC Core §3.1.2.1: signed in as someone other than the hint's user, the client gets
         // login_required, not a code for another person.
         if transaction
@@ -470,21 +473,10 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
             .as_ref()
             .is_some_and(|hinted| *hinted != session.user_id)
         {
-            return Ok(reply_error(
-                &reply_to,
-                AuthorizeError::LoginRequired,
-                issuer,
-            ));
+            return login_required();
         }
-        let Some(account) = found
-            .account
-            .filter(|a| a.honours(&session.user_id, session.auth_time))
-        else {
-            return Ok(reply_error(
-                &reply_to,
-                AuthorizeError::LoginRequired,
-                issuer,
-            ));
+        let Some(account) = self.honouring_account(session).await? else {
+            return login_required();
         };
         let family_id = RefreshToken::new_family(&account.user_id).family_id;
         // Listed under the session before the code exists, so logout revokes it; a session
@@ -496,11 +488,7 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
                 .add_session_family(&session.id_hash, &family_id)
                 .await?
         {
-            return Ok(reply_error(
-                &reply_to,
-                AuthorizeError::LoginRequired,
-                issuer,
-            ));
+            return login_required();
         }
         let issued = issue_code(
             AuthorizationCode {
