@@ -412,6 +412,8 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
             .read(Wanted {
                 client: Some(&transaction.client_id),
                 consent: Some((&session.user_id, &transaction.client_id)),
+                // For the code, in the same batch.
+                account: Some(&session.user_id),
                 ..Wanted::default()
             })
             .await?;
@@ -447,15 +449,17 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
                 &csrf,
             ));
         }
-        self.issue(leg, transaction, session).await
+        self.issue(leg, transaction, session, found.account).await
     }
 
-    /// Mints the code and sends it to the client.
+    /// Mints the code and sends it to the client, if `account` (the session user's record, as
+    /// read) still honours the session.
     async fn issue(
         &self,
         leg: &Leg<'_>,
         transaction: &LoginTransaction,
         session: &BrowserSession,
+        account: Option<crate::storage::Account>,
     ) -> Result<ApiResponse, OAuthError> {
         let (issuer, now) = (leg.issuer, leg.now);
         let reply_to = reply_to_of(transaction);
@@ -475,7 +479,8 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
         {
             return login_required();
         }
-        let Some(account) = self.honouring_account(session).await? else {
+        let Some(account) = account.filter(|a| a.honours(&session.user_id, session.auth_time))
+        else {
             return login_required();
         };
         let family_id = RefreshToken::new_family(&account.user_id).family_id;
@@ -715,7 +720,8 @@ impl<S: AuthorizeStore, K: KeySource> AuthorizeService<S, K> {
             issuer: &issuer,
             now,
         };
-        self.issue(&leg, &transaction, &session).await
+        let account = self.honouring_account(&session).await?;
+        self.issue(&leg, &transaction, &session, account).await
     }
 }
 
